@@ -1,0 +1,5 @@
+import sys
+
+from spasemsr.cli import main
+
+sys.exit(main())

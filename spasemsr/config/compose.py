@@ -1,0 +1,126 @@
+"""Compose, override and validate run configs (OmegaConf, Hydra-style ``defaults`` without Hydra).
+
+A config file may start with ``defaults: [{profile: tiny}, {data: bundled}, ...]``; each entry
+loads ``configs/<group>/<option>.yaml`` into key ``<group>``. The file's own keys come next, then
+command-line overrides: ``group=option`` swaps a group, ``a.b=value`` sets a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from spasemsr.config.schema import Config
+from spasemsr.config.tasks import TASKS
+
+CONFIGS_ROOT = Path(__file__).resolve().parents[2] / "configs"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be composed or does not match the schema."""
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Load ``path``, apply ``overrides`` and return the validated, fully resolved config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    body = OmegaConf.load(path)
+    selections = _defaults(body, path)
+    dotted = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        if "." not in key and key in selections:
+            selections[key] = value
+        else:
+            dotted.append(item)
+    merged = OmegaConf.create()
+    for group, option in selections.items():
+        merged = OmegaConf.merge(merged, {group: _load_group(group, option, path.parent)})
+    merged = OmegaConf.merge(merged, body, OmegaConf.from_dotlist(dotted))
+    return validate(merged)
+
+
+def validate(cfg: DictConfig | dict) -> DictConfig:
+    """Check ``cfg`` against the schema and return it typed, with interpolations resolved."""
+    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+    model = cfg.pop("model", None) if "model" in cfg else None
+    typed = _merge_into(Config, cfg, "")
+    if model is not None:
+        name = model.get("name")
+        if name not in TASKS:
+            raise ConfigError(f"model.name={name!r} is not a task; valid: {sorted(TASKS)}")
+        typed.model = _merge_into(TASKS[name][0], model, "model")
+    OmegaConf.resolve(typed)
+    return typed
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Short SHA-256 of the resolved config, recorded with every result and export."""
+    text = OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    """Plain-Python copy of a config (safe to put in checkpoints loaded with ``weights_only``)."""
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _defaults(body: DictConfig, path: Path) -> dict[str, str]:
+    entries = body.pop("defaults", []) or []
+    selections: dict[str, str] = {}
+    for entry in entries:
+        if not isinstance(entry, DictConfig) or len(entry) != 1:
+            raise ConfigError(f"{path}: each defaults entry must be a single 'group: option' pair, got {entry}")
+        (group, option), = entry.items()
+        selections[str(group)] = str(option)
+    return selections
+
+
+def _load_group(group: str, option: str, near: Path) -> DictConfig:
+    for root in (near, CONFIGS_ROOT):
+        candidate = root / group / f"{option}.yaml"
+        if candidate.is_file():
+            return OmegaConf.load(candidate)
+    folder = CONFIGS_ROOT / group
+    options = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    raise ConfigError(f"no option {option!r} for config group {group!r}; valid: {options}")
+
+
+def _merge_into(schema: type, cfg: DictConfig, prefix: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), cfg)
+    except ConfigKeyError as err:
+        key = str(err.full_key) if err.full_key else str(err.key)
+        full = f"{prefix}.{key}" if prefix else key
+        parent = _schema_at(schema, key.split(".")[:-1])
+        valid = sorted(f.name for f in fields(parent)) if parent else []
+        raise ConfigError(f"unknown config key {full!r}; valid keys here: {valid}") from None
+    except ValidationError as err:
+        raise ConfigError(f"bad value for config key {prefix + '.' if prefix else ''}{err.full_key}: {err.msg}") from None
+
+
+def _schema_at(schema: type, parts: list[str]) -> type | None:
+    for part in parts:
+        match = [f for f in fields(schema) if f.name == part]
+        if not match:
+            return None
+        kind = match[0].type
+        schema = _resolve_type(schema, kind)
+        if schema is None or not is_dataclass(schema):
+            return None
+    return schema
+
+
+def _resolve_type(owner: type, annotation: Any) -> type | None:
+    if isinstance(annotation, str):
+        import sys
+        return getattr(sys.modules[owner.__module__], annotation, None)
+    return annotation

@@ -1,0 +1,53 @@
+"""What can be trained: each task's config schema and the LightningModule that runs it.
+
+Modules are named as ``module:Class`` strings and imported only when a run needs them, so
+validating a config never pays for importing diffusers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass
+class AutoencoderTask:
+    """Pretrain the tiny VAE (stands in for SD-2's frozen VAE)."""
+
+    name: str = "vae"
+    lr: float = 2e-4
+    kl_weight: float = 1e-6
+    # Batches used after training to set ``scaling_factor`` so latents have unit variance (as SD does).
+    scaling_batches: int = 8
+
+
+@dataclass
+class PriorTask:
+    """Pretrain the tiny text-conditioned UNet prior on frozen VAE latents (stands in for SD-2's UNet)."""
+
+    name: str = "prior"
+    lr: float = 2e-4
+    caption_dropout: float = 0.1
+    vae_path: str = ""  # export folder of a ``vae`` run (holds ``vae/``)
+
+
+@dataclass
+class ControlNetSRTask:
+    """ControlNet-SR baseline: SpaSemSR with both guidances off; only the ControlNet trains."""
+
+    name: str = "controlnet_sr"
+    lr: float = 1e-4
+    prompt: str = ""  # the fixed text condition; no guidance means the null prompt
+
+
+TASKS: dict[str, tuple[type, str]] = {
+    "vae": (AutoencoderTask, "spasemsr.models.autoencoder:AutoencoderModule"),
+    "prior": (PriorTask, "spasemsr.models.prior:PriorModule"),
+    "controlnet_sr": (ControlNetSRTask, "spasemsr.models.controlnet_sr:ControlNetSRModule"),
+}
+
+
+def task_module_class(name: str) -> type:
+    """Import and return the LightningModule class that trains task ``name``."""
+    module_name, class_name = TASKS[name][1].split(":")
+    return getattr(importlib.import_module(module_name), class_name)

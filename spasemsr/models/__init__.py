@@ -1,0 +1,1 @@
+"""LightningModules, one per training task (see ``spasemsr.config.tasks``)."""

@@ -1,0 +1,58 @@
+"""Pretraining the tiny profile's VAE (SD-2's VAE is frozen and loaded instead in the sd2 profile)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from spasemsr.config import to_container
+from spasemsr.diffusion.backbone import build_vae
+from spasemsr.models.base import TaskModule
+
+
+class AutoencoderModule(TaskModule):
+    """L1 reconstruction + a small KL term; after training, sets ``scaling_factor`` for unit-variance latents."""
+
+    trainable = ("vae",)
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.vae = build_vae(to_container(self.cfg.profile.vae_arch))
+        self._latent_std: list[Tensor] = []
+
+    def _losses(self, hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        posterior = self.vae.encode(hr * 2 - 1).latent_dist
+        recon = (self.vae.decode(posterior.sample()).sample + 1) / 2
+        return F.l1_loss(recon, hr), posterior.kl().mean(), recon
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        l1, kl, _ = self._losses(batch["hr"])
+        loss = l1 + self.cfg.model.kl_weight * kl
+        self.log_dict({"train/loss": loss, "train/l1": l1, "train/kl": kl}, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        posterior = self.vae.encode(batch["hr"] * 2 - 1).latent_dist
+        recon = (self.vae.decode(posterior.mode()).sample.clamp(-1, 1) + 1) / 2
+        mse = F.mse_loss(recon, batch["hr"])
+        self.log_dict({"val/l1": F.l1_loss(recon, batch["hr"]), "val/psnr": -10 * torch.log10(mse)})
+
+    def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        posterior = self.vae.encode(batch["hr"] * 2 - 1).latent_dist
+        return {"input": batch["hr"], "reconstruction": (self.vae.decode(posterior.mode()).sample.clamp(-1, 1) + 1) / 2}
+
+    @torch.no_grad()
+    def latent_std(self, batches: list[Tensor]) -> float:
+        """Standard deviation of posterior samples over ``batches``: the inverse of SD's scaling factor."""
+        latents = torch.cat([self.vae.encode(hr.to(self.device) * 2 - 1).latent_dist.sample() for hr in batches])
+        return latents.std().item()
+
+    def export(self, folder: Path) -> None:
+        loader = self.trainer.datamodule.train_dataloader()
+        batches = [batch["hr"] for batch, _ in zip(loader, range(self.cfg.model.scaling_batches))]
+        self.vae.register_to_config(scaling_factor=1.0 / self.latent_std(batches))
+        self.vae.save_pretrained(folder / "vae")

@@ -1,0 +1,59 @@
+"""The manifest written next to exported weights: enough to know what produced them and re-run it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from lightning.pytorch import LightningModule, Trainer
+from omegaconf import DictConfig
+
+from spasemsr.utils.atomic import atomic_write_text
+
+PACKAGES = ("spasemsr", "torch", "diffusers", "transformers", "lightning", "kornia", "numpy")
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that determine results."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def write_manifest(folder: Path, cfg: DictConfig, cfg_hash: str, trainer: Trainer, module: LightningModule,
+                   wall_seconds: float, resumed_from: str | None) -> dict:
+    """Record config hash, data, steps, final logged losses, weight hashes, wall time and versions."""
+    weights = {
+        str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*.safetensors"))
+    }
+    manifest = {
+        "task": cfg.model.name,
+        "profile": cfg.profile.name,
+        "config_hash": cfg_hash,
+        "data": {"source": cfg.data.source, "crop_size": cfg.data.crop_size, "scale": cfg.data.scale},
+        "seed": cfg.seed,
+        "steps": trainer.global_step,
+        "final_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        "wall_seconds_this_invocation": round(wall_seconds, 1),
+        "resumed_from": resumed_from,
+        "weights_sha256": weights,
+        "versions": package_versions(),
+    }
+    atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest

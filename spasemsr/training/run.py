@@ -1,0 +1,81 @@
+"""``spasemsr train``: one function from a validated config to a trained, exported run folder.
+
+Layout of ``<run.root>/<run.name>/``: ``config.yaml`` (resolved), ``checkpoints/`` (``last.ckpt``
+every ``trainer.ckpt_every_n_steps``, written atomically), ``tb/`` (TensorBoard), and ``export/``
+(``from_pretrained`` folders of the trained parts, the config and ``manifest.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from spasemsr.config import config_hash
+from spasemsr.config.tasks import task_module_class
+from spasemsr.data.datamodule import SRDataModule
+from spasemsr.models.base import TaskModule
+from spasemsr.training.callbacks import ImageGridLogger
+from spasemsr.training.manifest import write_manifest
+from spasemsr.utils.atomic import atomic_write_text
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    """The folder a run writes to."""
+    return Path(cfg.run.root) / cfg.run.name
+
+
+def build_trainer(cfg: DictConfig, folder: Path) -> Trainer:
+    """A Lightning Trainer from the ``trainer`` preset, with checkpointing, TensorBoard and previews."""
+    t = cfg.trainer
+    checkpoint = ModelCheckpoint(
+        dirpath=folder / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
+        every_n_train_steps=t.ckpt_every_n_steps, save_last=True, save_top_k=1,
+    )
+    return Trainer(
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        max_steps=t.max_steps, log_every_n_steps=t.log_every_n_steps,
+        val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
+        gradient_clip_val=t.gradient_clip_val, accumulate_grad_batches=t.accumulate_grad_batches,
+        logger=TensorBoardLogger(save_dir=str(folder), name="tb", version="", default_hp_metric=False),
+        callbacks=[checkpoint, ImageGridLogger()], default_root_dir=str(folder),
+        enable_model_summary=False, num_sanity_val_steps=0,
+    )
+
+
+def resume_path(cfg: DictConfig, folder: Path) -> str | None:
+    """Checkpoint to resume from: ``auto`` picks ``last.ckpt`` if a previous run left one."""
+    mode = cfg.trainer.resume
+    if mode == "never":
+        return None
+    if mode == "auto":
+        last = folder / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    if not Path(mode).is_file():
+        raise FileNotFoundError(f"trainer.resume={mode}: no such checkpoint file")
+    return mode
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train the task ``cfg.model.name`` (resuming if possible), export it, and return the export folder."""
+    seed_everything(cfg.seed, workers=True)
+    folder = run_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    module: TaskModule = task_module_class(cfg.model.name)(cfg)
+    datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=module.needs_lr)
+    trainer = build_trainer(cfg, folder)
+    ckpt = resume_path(cfg, folder)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+    export = folder / "export"
+    module.export(export)
+    atomic_write_text(export / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_manifest(export, cfg, config_hash(cfg), trainer, module, time.perf_counter() - started, ckpt)
+    print(json.dumps({"run": str(folder), "export": str(export), "step": trainer.global_step}))
+    return export

