@@ -104,7 +104,8 @@ def _merge_into(schema: type, cfg: DictConfig, prefix: str) -> DictConfig:
         valid = sorted(f.name for f in fields(parent)) if parent else []
         raise ConfigError(f"unknown config key {full!r}; valid keys here: {valid}") from None
     except ValidationError as err:
-        raise ConfigError(f"bad value for config key {prefix + '.' if prefix else ''}{err.full_key}: {err.msg}") from None
+        where = f"{prefix}.{err.full_key}" if prefix else err.full_key
+        raise ConfigError(f"bad value for config key {where}: {err.msg}") from None
 
 
 def _schema_at(schema: type, parts: list[str]) -> type | None:

@@ -73,7 +73,7 @@ class SRDataModule(LightningDataModule):
             hr = torch.stack([item["hr"] for item in items])
             generator = torch.Generator().manual_seed(self.data.val_seed)
             lr, _ = self.degradation(hr, generator)
-            items = [dict(item, lr=image) for item, image in zip(items, lr)]
+            items = [dict(item, lr=image) for item, image in zip(items, lr, strict=False)]
         return FixedPairs(items)
 
     def train_dataloader(self) -> DataLoader:

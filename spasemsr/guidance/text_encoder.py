@@ -7,7 +7,7 @@ is SD-2's CLIP text tower from a local folder. Both load through ``from_pretrain
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn

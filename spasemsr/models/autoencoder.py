@@ -32,14 +32,15 @@ class AutoencoderModule(TaskModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         l1, kl, _ = self._losses(batch["hr"])
         loss = l1 + self.cfg.model.kl_weight * kl
-        self.log_dict({"train/loss": loss, "train/l1": l1, "train/kl": kl}, prog_bar=True)
+        self.log_dict({"train/loss": loss, "train/l1": l1, "train/kl": kl}, prog_bar=True, batch_size=len(batch["hr"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         posterior = self.vae.encode(batch["hr"] * 2 - 1).latent_dist
         recon = (self.vae.decode(posterior.mode()).sample.clamp(-1, 1) + 1) / 2
         mse = F.mse_loss(recon, batch["hr"])
-        self.log_dict({"val/l1": F.l1_loss(recon, batch["hr"]), "val/psnr": -10 * torch.log10(mse)})
+        self.log_dict({"val/l1": F.l1_loss(recon, batch["hr"]), "val/psnr": -10 * torch.log10(mse)},
+                      batch_size=len(batch["hr"]))
 
     def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         posterior = self.vae.encode(batch["hr"] * 2 - 1).latent_dist
@@ -53,6 +54,6 @@ class AutoencoderModule(TaskModule):
 
     def export(self, folder: Path) -> None:
         loader = self.trainer.datamodule.train_dataloader()
-        batches = [batch["hr"] for batch, _ in zip(loader, range(self.cfg.model.scaling_batches))]
+        batches = [batch["hr"] for batch, _ in zip(loader, range(self.cfg.model.scaling_batches), strict=False)]
         self.vae.register_to_config(scaling_factor=1.0 / self.latent_std(batches))
         self.vae.save_pretrained(folder / "vae")

@@ -49,12 +49,12 @@ class ControlNetSRModule(TaskModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["hr"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         generator = torch.Generator(self.device).manual_seed(batch_idx)
-        self.log("val/loss", self.loss(batch, generator))
+        self.log("val/loss", self.loss(batch, generator), batch_size=len(batch["hr"]))
 
     def pipeline(self) -> SRPipeline:
         """The inference pipeline over this module's current weights."""

@@ -46,16 +46,17 @@ class PriorModule(TaskModule):
         with torch.no_grad():
             latents = encode(self.vae, batch["hr"], generator)
         noisy, noise, timesteps = noised(self.scheduler, latents, generator)
-        return epsilon_loss(self.unet(noisy, timesteps, encoder_hidden_states=self._embed(batch["caption"])).sample, noise)
+        prediction = self.unet(noisy, timesteps, encoder_hidden_states=self._embed(batch["caption"])).sample
+        return epsilon_loss(prediction, noise)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["hr"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         generator = torch.Generator(self.device).manual_seed(batch_idx)
-        self.log("val/loss", self._loss(batch, generator))
+        self.log("val/loss", self._loss(batch, generator), batch_size=len(batch["hr"]))
 
     def export(self, folder: Path) -> None:
         save_backbone(Backbone(self.vae, self.unet, self.scheduler), folder)
