@@ -39,13 +39,19 @@ def make_dataset(data: DictConfig, split: str, crop_size: int, train: bool) -> D
     """Build the train or val dataset named by ``data.source``."""
     if data.source == "bundled":
         return bundled_dataset(split, crop_size, data.scale, train, repeat=data.repeat if train else 1)
-    hr = data.train_hr if split == "train" else data.val_hr
+    hr = _required(data, f"{split}_hr")
     if data.source == "hr_folder":
         return HRFolderDataset(list_images(hr), crop_size, data.scale, train, repeat=data.repeat if train else 1)
     if data.source == "paired":
-        lr = data.train_lr if split == "train" else data.val_lr
+        lr = _required(data, f"{split}_lr")
         return PairedFolderDataset(hr, lr, crop_size, data.scale, train)
     raise ValueError(f"data.source={data.source!r} is not one of {SOURCES}")
+
+
+def _required(data: DictConfig, key: str) -> str:
+    if not data[key]:
+        raise ValueError(f"data.{key} is empty: data.source={data.source} needs it set to an image folder")
+    return data[key]
 
 
 class SRDataModule(LightningDataModule):

@@ -46,6 +46,11 @@ class Backbone:
 
 def require_component(root: str | Path, name: str) -> Path:
     """Return ``root/name``, or raise naming the missing path and what belongs there."""
+    if not str(root):
+        raise MissingWeightsError(
+            "profile.backbone_path is empty: set it to a local diffusers-layout folder with vae/, unet/ and "
+            "scheduler/ (e.g. profile.backbone_path=/models/stable-diffusion-2-base)"
+        )
     folder = Path(root) / name
     marker = "scheduler_config.json" if name == "scheduler" else "config.json"
     if not (folder / marker).is_file():

@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny random prior written with save_pretrained, the real MiniLM, small configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(2)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg():
+    """The tiny profile's composed ControlNet-SR config (no overrides)."""
+    from spasemsr.config import load_config
+
+    return load_config(REPO / "configs" / "controlnet_sr.yaml")
+
+
+@pytest.fixture(scope="session")
+def prior_dir(tmp_path_factory, tiny_cfg) -> Path:
+    """A randomly initialised tiny prior in diffusers layout, written through ``save_pretrained``."""
+    from spasemsr.config import to_container
+    from spasemsr.diffusion.backbone import Backbone, build_scheduler, build_unet, build_vae, save_backbone
+
+    torch.manual_seed(0)
+    profile = tiny_cfg.profile
+    backbone = Backbone(
+        build_vae(to_container(profile.vae_arch)),
+        build_unet(to_container(profile.unet_arch)),
+        build_scheduler(to_container(profile.scheduler)),
+    )
+    return save_backbone(backbone, tmp_path_factory.mktemp("prior"))
+
+
+@pytest.fixture
+def sr_cfg(tmp_path, prior_dir):
+    """A fast ControlNet-SR run config writing under ``tmp_path``."""
+    from spasemsr.config import load_config
+
+    return load_config(REPO / "configs" / "controlnet_sr.yaml", [
+        f"run.root={tmp_path / 'runs'}", f"profile.backbone_path={prior_dir}",
+        "data.crop_size=64", "data.batch_size=2", "data.val_images=2", "data.repeat=1",
+        "sampler.steps=2", "trainer.max_steps=4", "trainer.ckpt_every_n_steps=2",
+        "trainer.val_every_n_steps=4", "trainer.log_every_n_steps=1",
+    ])

@@ -1,0 +1,72 @@
+"""Config composition, overrides and validation errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from spasemsr.config import ConfigError, config_hash, load_config
+from tests.conftest import REPO
+
+TOP_LEVEL = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", TOP_LEVEL)
+def test_every_shipped_config_composes(name):
+    cfg = load_config(REPO / "configs" / name)
+    assert cfg.model.name in {"vae", "prior", "controlnet_sr"}
+    assert cfg.profile.name == "tiny"
+
+
+def test_dotted_and_group_overrides():
+    cfg = load_config(REPO / "configs" / "controlnet_sr.yaml", ["trainer=gpu", "trainer.max_steps=7",
+                                                                  "degradation.jpeg1_range=[90,90]"])
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    assert cfg.trainer.max_steps == 7
+    assert list(cfg.degradation.jpeg1_range) == [90, 90]
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.crop'.*'crop_size'"):
+        load_config(REPO / "configs" / "controlnet_sr.yaml", ["data.crop=3"])
+    with pytest.raises(ConfigError, match=r"'degradation.blur1.sigma'.*'sigma_range'"):
+        load_config(REPO / "configs" / "controlnet_sr.yaml", ["degradation.blur1.sigma=3"])
+    with pytest.raises(ConfigError, match=r"'model.lrate'.*\['lr', 'name', 'prompt'\]"):
+        load_config(REPO / "configs" / "controlnet_sr.yaml", ["model.lrate=3"])
+
+
+def test_bad_values_and_groups_are_named():
+    with pytest.raises(ConfigError, match="trainer.max_steps"):
+        load_config(REPO / "configs" / "controlnet_sr.yaml", ["trainer.max_steps=many"])
+    with pytest.raises(ConfigError, match=r"no option 'tpu' for config group 'trainer'; valid: \['cpu', 'ddp', 'gpu'\]"):
+        load_config(REPO / "configs" / "controlnet_sr.yaml", ["trainer=tpu"])
+    with pytest.raises(ConfigError, match="not a task"):
+        load_config(REPO / "configs" / "controlnet_sr.yaml", ["model.name=gan"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(REPO / "configs" / "controlnet_sr.yaml", ["max_steps"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(REPO / "configs" / "nope.yaml")
+
+
+def test_degradation_ranges_are_checked_when_used():
+    from omegaconf import OmegaConf
+
+    cfg = load_config(REPO / "configs" / "controlnet_sr.yaml", ["degradation.jpeg1_range=[95,30]"])
+    with pytest.raises(ValueError, match="jpeg1_range"):
+        OmegaConf.to_object(cfg.degradation)
+
+
+def test_config_hash_tracks_content():
+    base = load_config(REPO / "configs" / "controlnet_sr.yaml")
+    same = load_config(REPO / "configs" / "controlnet_sr.yaml")
+    other = load_config(REPO / "configs" / "controlnet_sr.yaml", ["seed=1"])
+    assert config_hash(base) == config_hash(same) != config_hash(other)
+
+
+def test_sd2_profile_demands_a_backbone_path():
+    from spasemsr.diffusion.backbone import MissingWeightsError, load_backbone
+
+    cfg = load_config(REPO / "configs" / "controlnet_sr.yaml", ["profile=sd2"])
+    assert cfg.profile.text_encoder.name == "clip"
+    assert list(cfg.profile.control_embedding_channels) == [16, 32, 96, 256]
+    with pytest.raises(MissingWeightsError, match="profile.backbone_path is empty"):
+        load_backbone(cfg.profile.backbone_path)

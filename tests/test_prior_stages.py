@@ -1,0 +1,31 @@
+"""The tiny prior's two pretraining stages produce a backbone the SR stage loads like SD-2."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from spasemsr.config import load_config
+from spasemsr.diffusion.backbone import load_backbone
+from spasemsr.training.run import train
+from tests.conftest import REPO
+
+FAST = ["data.batch_size=2", "data.val_images=2", "data.repeat=1", "trainer.max_steps=2",
+        "trainer.val_every_n_steps=2", "trainer.ckpt_every_n_steps=2"]
+
+
+def test_vae_then_prior_then_backbone(tmp_path):
+    root = f"run.root={tmp_path}"
+    vae = train(load_config(REPO / "configs" / "tiny_vae.yaml", [root, "data.crop_size=32", *FAST]))
+    prior = train(load_config(REPO / "configs" / "tiny_prior.yaml", [root, "data.crop_size=64",
+                                                                       f"model.vae_path={vae}", *FAST]))
+    backbone = load_backbone(prior)
+    scaling = backbone.vae.config.scaling_factor
+    assert scaling != 1.0 and 0.01 < scaling < 100  # set from the latents, not left at the default
+    with torch.no_grad():
+        latents = backbone.vae.encode(torch.rand(1, 3, 64, 64) * 2 - 1).latent_dist.mode() * scaling
+    assert latents.shape == (1, 4, 16, 16)
+    for export in (vae, prior):
+        manifest = json.loads((export / "manifest.json").read_text())
+        assert manifest["steps"] == 2 and all(torch.isfinite(torch.tensor(v)) for v in manifest["final_metrics"].values())

@@ -1,0 +1,130 @@
+"""Training the ControlNet-SR baseline: what trains, that it learns, checkpoints, resume, export, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from lightning.pytorch import Callback
+from omegaconf import OmegaConf
+
+from spasemsr.data.datamodule import SRDataModule
+from spasemsr.models.controlnet_sr import ControlNetSRModule
+from spasemsr.training.run import build_trainer, resume_path, run_dir, train
+from tests.conftest import REPO
+
+
+def _with(cfg, **dotted):
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in dotted.items()]))
+
+
+def _val_batch(cfg):
+    datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=True)
+    datamodule.setup()
+    return next(iter(datamodule.val_dataloader()))
+
+
+def test_only_the_controlnet_trains(sr_cfg):
+    module = ControlNetSRModule(sr_cfg)
+    trainable = {name for name, p in module.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("model.controlnet.") for name in trainable)
+    assert not any(p.requires_grad for p in module.model.unet.parameters())
+    assert not any(p.requires_grad for p in module.vae.parameters())
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    assert set(checkpoint["state_dict"]) == {k for k in module.state_dict() if k.startswith("model.controlnet.")}
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(sr_cfg):
+    torch.manual_seed(0)
+    module = ControlNetSRModule(_with(sr_cfg, **{"model.lr": 1e-3}))
+    batch = _val_batch(sr_cfg)
+    optimizer = module.configure_optimizers()
+
+    def fixed_loss():
+        return module.loss(batch, torch.Generator().manual_seed(0))
+
+    before = fixed_loss().item()
+    for _ in range(8):
+        optimizer.zero_grad()
+        fixed_loss().backward()
+        optimizer.step()
+    after = fixed_loss().item()
+    assert after < 0.9 * before, (before, after)
+
+
+class _StateAtStart(Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.step = trainer.global_step
+        self.optimizer = {k: {n: t.clone() for n, t in v.items() if torch.is_tensor(t)}
+                          for k, v in trainer.optimizers[0].state_dict()["state"].items()}
+        self.weights = {k: v.clone() for k, v in pl_module.model.controlnet.state_dict().items()}
+
+
+def test_resume_continues_from_saved_step_with_same_optimizer_state(sr_cfg):
+    train(sr_cfg)
+    folder = run_dir(sr_cfg)
+    saved = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 4
+    assert saved["SRDataModule"] == {"batches_degraded": 4}
+
+    longer = _with(sr_cfg, **{"trainer.max_steps": 6})
+    module = ControlNetSRModule(longer)
+    datamodule = SRDataModule(longer.data, longer.degradation, longer.seed, degrade=True)
+    trainer = build_trainer(longer, folder)
+    probe = _StateAtStart()
+    trainer.callbacks.append(probe)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(longer, folder), weights_only=True)
+
+    assert probe.step == 4 and trainer.global_step == 6
+    saved_state = saved["optimizer_states"][0]["state"]
+    assert probe.optimizer.keys() == saved_state.keys()
+    for key, tensors in probe.optimizer.items():
+        for name, value in tensors.items():
+            assert torch.equal(value, saved_state[key][name]), (key, name)
+    for name, value in probe.weights.items():
+        assert torch.equal(value, saved["state_dict"][f"model.controlnet.{name}"])
+    assert datamodule.batches_degraded == 6  # the degradation stream continued, not restarted
+
+
+def test_training_exports_weights_manifest_and_tensorboard(sr_cfg):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    export = train(sr_cfg)
+    assert (export / "controlnet" / "diffusion_pytorch_model.safetensors").is_file()
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["steps"] == 4 and manifest["task"] == "controlnet_sr"
+    assert len(manifest["weights_sha256"]) == 1 and "train/loss" in manifest["final_metrics"]
+    events = EventAccumulator(str(run_dir(sr_cfg) / "tb")).Reload()
+    assert "train/loss" in events.Tags()["scalars"] and "val/loss" in events.Tags()["scalars"]
+    assert events.Tags()["images"] == ["val/lr | sr | hr"]
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(sr_cfg, tmp_path):
+    long_run = _with(sr_cfg, **{"trainer.max_steps": 500})
+    config = tmp_path / "run.yaml"
+    config.write_text(OmegaConf.to_yaml(long_run))
+    last = run_dir(sr_cfg) / "checkpoints" / "last.ckpt"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "spasemsr", "train", "--config", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not last.is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        time.sleep(1.0)  # let it train past the first checkpoint before the kill
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert last.is_file(), "the run never wrote a checkpoint"
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert 2 <= step < 500
+
+    export = train(_with(sr_cfg, **{"trainer.max_steps": step + 2}))
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["resumed_from"] == str(last) and manifest["steps"] == step + 2

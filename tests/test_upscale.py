@@ -1,0 +1,72 @@
+"""``spasemsr upscale`` and the CLI surface."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from spasemsr.cli import main
+from spasemsr.data.images import read_image, write_image
+from spasemsr.models.controlnet_sr import ControlNetSRModule
+
+
+@pytest.fixture
+def export_dir(sr_cfg, tmp_path):
+    """An exported (untrained) ControlNet-SR model: the same files a training run leaves."""
+    folder = tmp_path / "export"
+    ControlNetSRModule(sr_cfg).export(folder)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(sr_cfg))
+    return folder
+
+
+def _lr_image(path, height, width):
+    write_image(torch.rand(3, height, width, generator=torch.Generator().manual_seed(height)), path)
+    return path
+
+
+def test_output_is_exactly_four_times_the_input(export_dir, tmp_path):
+    inputs = [_lr_image(tmp_path / "odd.png", 13, 10), _lr_image(tmp_path / "wide.png", 16, 24)]
+    out = tmp_path / "sr"
+    assert main(["upscale", *map(str, inputs), "--out", str(out), "--ckpt", str(export_dir), "--steps", "2"]) == 0
+    assert read_image(out / "odd.png").shape == (3, 52, 40)
+    assert read_image(out / "wide.png").shape == (3, 64, 96)
+
+
+def test_bad_inputs_are_skipped_by_name_and_outputs_kept(export_dir, tmp_path, capsys):
+    good = _lr_image(tmp_path / "good.png", 8, 8)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    out = tmp_path / "sr"
+    code = main(["upscale", str(bad), str(good), "--out", str(out), "--ckpt", str(export_dir), "--steps", "1"])
+    assert code == 1 and (out / "good.png").is_file() and not (out / "broken.png").exists()
+    assert "broken.png" in capsys.readouterr().err
+    before = (out / "good.png").read_bytes()
+    write_image(torch.zeros(3, 4, 4), out / "good.png")
+    sentinel = (out / "good.png").read_bytes()
+    main(["upscale", str(good), "--out", str(out), "--ckpt", str(export_dir), "--steps", "1"])
+    assert (out / "good.png").read_bytes() == sentinel  # not overwritten without --overwrite
+    main(["upscale", str(good), "--out", str(out), "--ckpt", str(export_dir), "--steps", "1", "--overwrite"])
+    assert (out / "good.png").read_bytes() == before  # same seed, same result
+
+
+def test_upscale_needs_an_exported_model(tmp_path, capsys):
+    assert main(["upscale", "x.png", "--out", str(tmp_path)]) == 2
+    assert "--ckpt" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="not an exported SR model"):
+        main(["upscale", "x.png", "--out", str(tmp_path), "--ckpt", str(tmp_path)])
+
+
+def test_help_lists_every_verb(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for verb in ("train", "evaluate", "upscale", "ablate", "sweep", "figures", "doctor"):
+        assert verb in text
+
+
+@pytest.mark.parametrize("verb", ["evaluate", "ablate", "sweep", "figures", "doctor"])
+def test_unbuilt_verbs_fail_loudly(verb, capsys):
+    assert main([verb]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
