@@ -26,7 +26,7 @@ def test_training_batches_gain_lr_and_their_degradation_parameters(sr_cfg):
 def test_validation_pairs_are_identical_across_runs(sr_cfg):
     first, second = _datamodule(sr_cfg).val_set, _datamodule(sr_cfg).val_set
     assert len(first) == 2
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert torch.equal(a["lr"], b["lr"]) and torch.equal(a["hr"], b["hr"])
 
 

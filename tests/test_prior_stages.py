@@ -28,4 +28,5 @@ def test_vae_then_prior_then_backbone(tmp_path):
     assert latents.shape == (1, 4, 16, 16)
     for export in (vae, prior):
         manifest = json.loads((export / "manifest.json").read_text())
-        assert manifest["steps"] == 2 and all(torch.isfinite(torch.tensor(v)) for v in manifest["final_metrics"].values())
+        assert manifest["steps"] == 2
+        assert all(torch.isfinite(torch.tensor(v)) for v in manifest["final_metrics"].values())
