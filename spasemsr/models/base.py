@@ -46,6 +46,19 @@ class TaskModule(LightningModule):
         if missing:
             raise KeyError(f"checkpoint lacks {len(missing)} trainable weights, e.g. {missing[:3]}")
 
+    def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        """The training objective on one batch; a seeded ``generator`` makes it repeatable (validation)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["hr"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        generator = torch.Generator(self.device).manual_seed(batch_idx)
+        self.log("val/loss", self.loss(batch, generator), batch_size=len(batch["hr"]))
+
     def export(self, folder: Path) -> None:
         """Write the trained components as ``from_pretrained`` folders under ``folder``."""
         raise NotImplementedError

@@ -47,15 +47,6 @@ class ControlNetSRModule(TaskModule):
         prediction = self.model(noisy, timesteps, self.text.expand(hr.shape[0], -1, -1), condition)
         return epsilon_loss(prediction, noise)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["hr"]))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        generator = torch.Generator(self.device).manual_seed(batch_idx)
-        self.log("val/loss", self.loss(batch, generator), batch_size=len(batch["hr"]))
-
     def pipeline(self) -> SRPipeline:
         """The inference pipeline over this module's current weights."""
         sampler = self.cfg.sampler

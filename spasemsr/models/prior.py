@@ -42,21 +42,12 @@ class PriorModule(TaskModule):
         texts = [c if keep is None or keep[i] else "" for i, c in enumerate(captions)]
         return self.text_encoder(texts)
 
-    def _loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+    def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         with torch.no_grad():
             latents = encode(self.vae, batch["hr"], generator)
         noisy, noise, timesteps = noised(self.scheduler, latents, generator)
         prediction = self.unet(noisy, timesteps, encoder_hidden_states=self._embed(batch["caption"])).sample
         return epsilon_loss(prediction, noise)
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["hr"]))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        generator = torch.Generator(self.device).manual_seed(batch_idx)
-        self.log("val/loss", self._loss(batch, generator), batch_size=len(batch["hr"]))
 
     def export(self, folder: Path) -> None:
         save_backbone(Backbone(self.vae, self.unet, self.scheduler), folder)
