@@ -7,7 +7,7 @@ validating a config never pays for importing diffusers.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -40,10 +40,30 @@ class ControlNetSRTask:
     prompt: str = ""  # the fixed text condition; no guidance means the null prompt
 
 
+@dataclass
+class DRMTask:
+    """The degradation removal module: a regression x4 restorer trained with L1 (the PD plane's fidelity end)."""
+
+    name: str = "drm"
+    lr: float = 2e-4
+    arch: dict = field(default_factory=dict)  # RRDBNet kwargs (see spasemsr.restore.drm)
+
+
+@dataclass
+class EstimatorTask:
+    """A small network that predicts the degradation parameters from LR (the inference-time describer)."""
+
+    name: str = "estimator"
+    lr: float = 1e-3
+    arch: dict = field(default_factory=dict)
+
+
 TASKS: dict[str, tuple[type, str]] = {
     "vae": (AutoencoderTask, "spasemsr.models.autoencoder:AutoencoderModule"),
     "prior": (PriorTask, "spasemsr.models.prior:PriorModule"),
     "controlnet_sr": (ControlNetSRTask, "spasemsr.models.controlnet_sr:ControlNetSRModule"),
+    "drm": (DRMTask, "spasemsr.restore.drm_module:DRMModule"),
+    "estimator": (EstimatorTask, "spasemsr.guidance.describer.estimator_module:EstimatorModule"),
 }
 
 
