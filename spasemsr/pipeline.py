@@ -1,12 +1,15 @@
-"""One inference pipeline (LR → condition → sample → decode) shared by training previews and upscale.
+"""One inference pipeline (LR → conditions → sample → decode → colour fix) for every entry point.
 
-Every entry point that produces SR images goes through ``SRPipeline`` so that a setting means the
-same thing everywhere.
+Training previews, ``upscale`` (and later ``evaluate`` and sweeps) all go through ``SRPipeline`` so
+that a knob means the same thing everywhere. Conditions are computed once per image; only the
+denoiser runs per step.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -14,28 +17,27 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from spasemsr.config.schema import SamplerConfig
 from spasemsr.diffusion.backbone import Backbone, vae_downscale
+from spasemsr.diffusion.color_fix import color_fix
 from spasemsr.diffusion.control import ControlledUNet
 from spasemsr.diffusion.latents import decode
 from spasemsr.diffusion.sampler import DDIMSampler
+from spasemsr.guidance.conditions import Conditions
 
-
-def lr_condition(lr: Tensor, scale: int) -> Tensor:
-    """The ControlNet's pixel condition: the LR image bicubically upsampled to HR size, in [-1, 1]."""
-    up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
-    return up.clamp(0, 1) * 2 - 1
+Conditioner = Callable[[Tensor], Conditions]  # padded LR (B, 3, h, w) in [0, 1] -> conditions
 
 
 class SRPipeline:
-    """x``scale`` super-resolution with the ControlNet-steered frozen prior."""
+    """x``scale`` super-resolution with a ControlNet-steered frozen prior and inference-time knobs."""
 
-    def __init__(self, backbone: Backbone, model: ControlledUNet, text: Tensor, scale: int,
-                 steps: int, eta: float = 0.0) -> None:
+    def __init__(self, backbone: Backbone, net: ControlledUNet, scale: int, sampler: SamplerConfig,
+                 conditioner: Conditioner | None = None) -> None:
         self.backbone = backbone
-        self.model = model
-        self.text = text  # (1, L, D) embedding of the fixed prompt
+        self.net = net
         self.scale = scale
-        self.sampler = DDIMSampler(backbone.sampling_scheduler(), steps, eta)
+        self.sampler = sampler
+        self.conditioner = conditioner or (lambda lr: net.conditions(lr, scale))
 
     @property
     def multiple(self) -> int:
@@ -45,21 +47,31 @@ class SRPipeline:
         return hr_multiple // math.gcd(hr_multiple, self.scale)
 
     @torch.no_grad()
-    def __call__(self, lr: Tensor, generator: torch.Generator) -> Tensor:
+    def __call__(self, lr: Tensor, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
         """LR (B, 3, h, w) in [0, 1] → SR (B, 3, scale·h, scale·w) in [0, 1]."""
+        knobs = knobs or self.sampler
         b, _, h, w = lr.shape
         padded = _pad_to_multiple(lr, self.multiple)
-        condition = lr_condition(padded, self.scale)
+        cond = self.conditioner(padded)
+        if knobs.cfg_scale != 1.0:
+            cond = cond.unconditional(self.net.null_text).cat(cond)
         factor = vae_downscale(self.backbone.vae)
-        shape = (b, self.backbone.unet.config.in_channels, condition.shape[2] // factor, condition.shape[3] // factor)
-        text = self.text.expand(b, -1, -1)
+        shape = (b, self.backbone.unet.config.in_channels, cond.pixel.shape[2] // factor, cond.pixel.shape[3] // factor)
 
         def denoise(latents: Tensor, t: Tensor) -> Tensor:
-            return self.model(latents, t, text, condition)
+            if knobs.cfg_scale == 1.0:
+                return self.net.eps(latents, t, cond, knobs)
+            uncond_eps, cond_eps = self.net.eps(torch.cat([latents] * 2), torch.cat([t] * 2), cond, knobs).chunk(2)
+            return uncond_eps + knobs.cfg_scale * (cond_eps - uncond_eps)
 
-        latents = self.sampler.sample(denoise, shape, generator, lr.device, lr.dtype)
-        sr = decode(self.backbone.vae, latents)
-        return sr[:, :, : h * self.scale, : w * self.scale]
+        init = None
+        if knobs.start_t < 1.0:
+            up = (cond.pixel[:b] + 1) / 2
+            init = self.backbone.vae.encode(up * 2 - 1).latent_dist.mode() * self.backbone.vae.config.scaling_factor
+        sampler = DDIMSampler(self.backbone.sampling_scheduler(), knobs.steps, knobs.eta)
+        latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
+        sr = decode(self.backbone.vae, latents)[:, :, : h * self.scale, : w * self.scale]
+        return color_fix(sr, lr, knobs.color_fix)
 
 
 def _pad_to_multiple(image: Tensor, multiple: int) -> Tensor:
@@ -69,6 +81,12 @@ def _pad_to_multiple(image: Tensor, multiple: int) -> Tensor:
         return image
     mode = "reflect" if pad_h < h and pad_w < w else "replicate"
     return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def sampler_settings(cfg_sampler: object, **overrides: object) -> SamplerConfig:
+    """A ``SamplerConfig`` from a config section, with ``None``-valued overrides ignored."""
+    base = OmegaConf.to_object(cfg_sampler) if not isinstance(cfg_sampler, SamplerConfig) else cfg_sampler
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps: int | None = None) -> SRPipeline:
@@ -89,7 +107,7 @@ def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps:
     backbone = load_backbone(cfg.profile.backbone_path).freeze()
     controlnet = ControlNetModel.from_pretrained(export / "controlnet", local_files_only=True).eval()
     te = cfg.profile.text_encoder
-    text = load_text_encoder(te.name, te.path, te.max_length, te.subfolder)([cfg.model.prompt])
-    model = ControlledUNet(backbone.unet, controlnet).to(device)
+    null_text = load_text_encoder(te.name, te.path, te.max_length, te.subfolder)([cfg.model.prompt])
+    net = ControlledUNet(backbone.unet, controlnet, null_text).to(device)
     backbone.vae.to(device)
-    return SRPipeline(backbone, model, text.to(device), cfg.data.scale, steps or cfg.sampler.steps, cfg.sampler.eta)
+    return SRPipeline(backbone, net, cfg.data.scale, sampler_settings(cfg.sampler, steps=steps))

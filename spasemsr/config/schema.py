@@ -66,12 +66,22 @@ class DataConfig:
 
 @dataclass
 class SamplerConfig:
-    """Inference sampler settings shared by validation grids and ``spasemsr upscale``."""
+    """Inference settings and the inference-time knobs, shared by previews, upscale, evaluate and sweeps.
+
+    Every knob at its default (neutral) value reproduces the un-knobbed model exactly.
+    """
 
     name: str = "ddim"
     steps: int = 20
     eta: float = 0.0
     seed: int = 0
+    w_spa: float = 1.0  # scale of SpaTextAttn outputs in the UNet (0 = spatial text off)
+    w_deg: float = 1.0  # scale of the degradation-text branch in the ControlNet
+    w_sem: float = 1.0  # scale of SemImgAttn outputs in the UNet decoder
+    control_scale: float = 1.0  # scale of ControlNet residuals
+    cfg_scale: float = 1.0  # classifier-free guidance on the text conditions (1 = off)
+    start_t: float = 1.0  # fraction of the schedule to start from; < 1 starts from the noised LR latent
+    color_fix: str = "none"  # none | adain | wavelet
 
 
 @dataclass

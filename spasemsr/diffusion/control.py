@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from diffusers import ControlNetModel, UNet2DConditionModel
 from torch import Tensor, nn
+
+from spasemsr.config.schema import SamplerConfig
+from spasemsr.guidance.conditions import Conditions
 
 
 def controlnet_from_unet(unet: UNet2DConditionModel, embedding_channels: list[int], vae_factor: int) -> ControlNetModel:
@@ -17,13 +21,24 @@ def controlnet_from_unet(unet: UNet2DConditionModel, embedding_channels: list[in
     return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(embedding_channels))
 
 
-class ControlledUNet(nn.Module):
-    """ε-prediction of the frozen UNet steered by ControlNet residuals computed from a pixel condition."""
+def lr_condition(lr: Tensor, scale: int) -> Tensor:
+    """The ControlNet's pixel condition: the LR image bicubically upsampled to HR size, in [-1, 1]."""
+    up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+    return up.clamp(0, 1) * 2 - 1
 
-    def __init__(self, unet: UNet2DConditionModel, controlnet: ControlNetModel) -> None:
+
+class ControlledUNet(nn.Module):
+    """ε-prediction of the frozen UNet steered by ControlNet residuals (the ControlNet-SR baseline denoiser).
+
+    ``null_text`` is the fixed prompt's embedding (1, L, D): the frozen UNet's text condition, and the
+    null condition classifier-free guidance falls back to.
+    """
+
+    def __init__(self, unet: UNet2DConditionModel, controlnet: ControlNetModel, null_text: Tensor) -> None:
         super().__init__()
         self.unet = unet
         self.controlnet = controlnet
+        self.register_buffer("null_text", null_text, persistent=False)
 
     def forward(self, latents: Tensor, timesteps: Tensor, text: Tensor, condition: Tensor,
                 control_scale: float = 1.0) -> Tensor:
@@ -35,3 +50,11 @@ class ControlledUNet(nn.Module):
             latents, timesteps, encoder_hidden_states=text,
             down_block_additional_residuals=down, mid_block_additional_residual=mid,
         ).sample
+
+    def conditions(self, lr: Tensor, scale: int) -> Conditions:
+        """The baseline's conditions: the upsampled LR image and the fixed prompt."""
+        return Conditions(pixel=lr_condition(lr, scale), text=self.null_text.expand(lr.shape[0], -1, -1))
+
+    def eps(self, latents: Tensor, timesteps: Tensor, cond: Conditions, knobs: SamplerConfig) -> Tensor:
+        """Predicted noise under ``cond`` with the knobs this denoiser has (here: ``control_scale``)."""
+        return self(latents, timesteps, cond.text, cond.pixel, knobs.control_scale)

@@ -12,7 +12,12 @@ Denoiser = Callable[[Tensor, Tensor], Tensor]  # (z_t, t) -> predicted ε
 
 
 class DDIMSampler:
-    """Deterministic (eta=0) or stochastic DDIM over ``steps`` of the prior's noise schedule."""
+    """Deterministic (eta=0) or stochastic DDIM over ``steps`` of the prior's noise schedule.
+
+    ``start_t`` < 1 truncates the schedule: sampling starts at that fraction of the noise levels from
+    ``init_latents`` noised to it (an LR-derived start, trading perception for fidelity); 1 starts
+    from pure noise.
+    """
 
     def __init__(self, scheduler: DDIMScheduler, steps: int, eta: float = 0.0) -> None:
         if steps < 1:
@@ -23,12 +28,25 @@ class DDIMSampler:
 
     @torch.no_grad()
     def sample(self, denoise: Denoiser, shape: tuple[int, ...], generator: torch.Generator,
-               device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Run the reverse process from pure noise and return the final latents."""
+               device: torch.device, dtype: torch.dtype = torch.float32, start_t: float = 1.0,
+               init_latents: Tensor | None = None) -> Tensor:
+        """Run the reverse process and return the final latents."""
+        if not 0.0 < start_t <= 1.0:
+            raise ValueError(f"sampler.start_t must be in (0, 1], got {start_t}")
         self.scheduler.set_timesteps(self.steps, device=device)
-        latents = torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
-        latents = latents * self.scheduler.init_noise_sigma
-        for t in self.scheduler.timesteps:
+        noise = torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+        timesteps = self.scheduler.timesteps
+        if start_t < 1.0:
+            if init_latents is None:
+                raise ValueError("start_t < 1 needs init_latents to start from")
+            limit = start_t * (self.scheduler.config.num_train_timesteps - 1)
+            timesteps = timesteps[timesteps <= limit]
+            if len(timesteps) == 0:
+                raise ValueError(f"start_t={start_t} leaves none of the {self.steps} sampling steps")
+            latents = self.scheduler.add_noise(init_latents, noise, timesteps[:1])
+        else:
+            latents = noise * self.scheduler.init_noise_sigma
+        for t in timesteps:
             eps = denoise(latents, t.expand(shape[0]))
             latents = self.scheduler.step(eps, t, latents, eta=self.eta, generator=generator).prev_sample
         return latents

@@ -36,11 +36,22 @@ class TextEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, texts: list[str]) -> Tensor:
+        return self._encode(texts)[0]
+
+    @torch.no_grad()
+    def pooled(self, texts: list[str]) -> Tensor:
+        """One (D,) vector per text: the mean of its non-padding token states (one token per object tag)."""
+        states, mask = self._encode(texts)
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        return (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+    def _encode(self, texts: list[str]) -> tuple[Tensor, Tensor]:
         device = next(self.model.parameters()).device
         tokens = self.tokenizer(
             list(texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
         )
-        return self.model(input_ids=tokens.input_ids.to(device)).last_hidden_state
+        states = self.model(input_ids=tokens.input_ids.to(device)).last_hidden_state
+        return states, tokens.attention_mask.to(device).bool()
 
 
 def _load_minilm(path: str, subfolder: str) -> tuple[Callable, PreTrainedModel]:

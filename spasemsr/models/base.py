@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor
 
-from spasemsr.config import to_container
+from spasemsr.config import to_container, validate
 from spasemsr.guidance.text_encoder import TextEncoder, load_text_encoder
 
 
@@ -28,7 +28,7 @@ class TaskModule(LightningModule):
         super().__init__()
         plain = to_container(config) if isinstance(config, DictConfig) else config
         self.save_hyperparameters({"config": plain})
-        self.cfg = OmegaConf.create(plain)
+        self.cfg = validate(plain)  # typed again, so sections convert back to their dataclasses
         self.strict_loading = False  # frozen weights are not in checkpoints; checked in on_load_checkpoint
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -14,10 +14,10 @@ import torch
 from torch import Tensor
 
 from spasemsr.diffusion.backbone import load_backbone, vae_downscale
-from spasemsr.diffusion.control import ControlledUNet, controlnet_from_unet
+from spasemsr.diffusion.control import ControlledUNet, controlnet_from_unet, lr_condition
 from spasemsr.diffusion.latents import encode, epsilon_loss, noised
 from spasemsr.models.base import TaskModule
-from spasemsr.pipeline import SRPipeline, lr_condition
+from spasemsr.pipeline import SRPipeline, sampler_settings
 
 
 class ControlNetSRModule(TaskModule):
@@ -33,9 +33,8 @@ class ControlNetSRModule(TaskModule):
         controlnet = controlnet_from_unet(
             self.backbone.unet, list(self.cfg.profile.control_embedding_channels), vae_downscale(self.backbone.vae)
         )
-        self.model = ControlledUNet(self.backbone.unet, controlnet)
+        self.model = ControlledUNet(self.backbone.unet, controlnet, text_encoder([self.cfg.model.prompt]))
         self.vae = self.backbone.vae  # registered so it follows the module across devices
-        self.register_buffer("text", text_encoder([self.cfg.model.prompt]), persistent=False)
 
     def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         """ε-MSE of the controlled UNet on the HR latents, conditioned on the LR image."""
@@ -44,13 +43,12 @@ class ControlNetSRModule(TaskModule):
             latents = encode(self.vae, hr, generator)
         noisy, noise, timesteps = noised(self.backbone.train_scheduler, latents, generator)
         condition = lr_condition(lr, self.cfg.data.scale)
-        prediction = self.model(noisy, timesteps, self.text.expand(hr.shape[0], -1, -1), condition)
+        prediction = self.model(noisy, timesteps, self.model.null_text.expand(hr.shape[0], -1, -1), condition)
         return epsilon_loss(prediction, noise)
 
     def pipeline(self) -> SRPipeline:
         """The inference pipeline over this module's current weights."""
-        sampler = self.cfg.sampler
-        return SRPipeline(self.backbone, self.model, self.text, self.cfg.data.scale, sampler.steps, sampler.eta)
+        return SRPipeline(self.backbone, self.model, self.cfg.data.scale, sampler_settings(self.cfg.sampler))
 
     def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         generator = torch.Generator(self.device).manual_seed(self.cfg.sampler.seed)

@@ -1,0 +1,50 @@
+"""Per-image conditions of one SR request, computed once and reused at every denoising step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Conditions:
+    """Everything the denoiser reads besides z_t and t. Optional parts are None when their guidance is off."""
+
+    pixel: Tensor  # (B, 3, H, W) upsampled LR in [-1, 1] (the ControlNet's image condition)
+    text: Tensor  # (B, L, D) the frozen UNet's own text condition (the null prompt)
+    e_spa: Tensor | None = None  # (B, L_spa, D) spatial-aware text tokens
+    spa_mask: Tensor | None = None  # (B, L_spa) bool
+    e_deg: Tensor | None = None  # (B, L_deg, D) degradation-aware text tokens
+    c_img: Tensor | None = None  # (B, C, h, w) visual guidance features
+
+    def unconditional(self, null: Tensor) -> Conditions:
+        """The same request with its text conditions replaced by the null prompt (for classifier-free guidance)."""
+        b = self.pixel.shape[0]
+        spa = None if self.e_spa is None else null.expand(b, -1, -1)
+        mask = None if spa is None else torch.ones(spa.shape[:2], dtype=torch.bool, device=spa.device)
+        deg = None if self.e_deg is None else null.expand(b, -1, -1)
+        return replace(self, e_spa=spa, spa_mask=mask, e_deg=deg)
+
+    def cat(self, other: Conditions) -> Conditions:
+        """Batch-concatenate two requests (token lengths padded with masked entries where they differ)."""
+        merged = {}
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if a is None:
+                merged[f.name] = None
+            elif f.name in ("e_spa", "spa_mask") and a.shape[1] != b.shape[1]:
+                width = max(a.shape[1], b.shape[1])
+                merged[f.name] = torch.cat([_pad_tokens(a, width), _pad_tokens(b, width)])
+            else:
+                merged[f.name] = torch.cat([a, b])
+        return Conditions(**merged)
+
+
+def _pad_tokens(x: Tensor, width: int) -> Tensor:
+    pad = width - x.shape[1]
+    if pad == 0:
+        return x
+    filler = x.new_zeros((x.shape[0], pad, *x.shape[2:]))
+    return torch.cat([x, filler], dim=1)

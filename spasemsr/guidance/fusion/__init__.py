@@ -1,0 +1,1 @@
+"""Spatial-semantic fusion: the guided ControlNet and the attentions injected into the frozen UNet."""

@@ -1,0 +1,92 @@
+"""Attention processors that add our trainable attentions to diffusers' frozen cross-attention calls.
+
+Processors are plain callables (like diffusers' own) holding references to modules owned by
+``ControlNetFusion`` / ``UNetGuidance``, so the diffusers models' state dicts stay untouched and
+``save_pretrained`` keeps working; our weights are saved separately.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from torch import Tensor, nn
+
+from spasemsr.guidance.fusion.context import GuidanceContext
+
+
+def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """(B, M) bool keep-mask → diffusers' additive (B, 1, M) bias."""
+    if mask is None:
+        return None
+    return ((~mask).to(dtype) * torch.finfo(dtype).min)[:, None, :]
+
+
+class DegradationBranch(nn.Module):
+    """h_deg = CrossAttn(h, e_deg), merged into h_spa by the configured fusion (all start as a no-op)."""
+
+    def __init__(self, channels: int, text_dim: int, fusion: str, heads: int = 4) -> None:
+        super().__init__()
+        from spasemsr.guidance.fusion.attention import CrossAttention
+
+        self.fusion = fusion
+        self.attend = CrossAttention(channels, text_dim, heads, zero_init=False)
+        if fusion == "spasem":
+            self.fuse = CrossAttention(channels, channels, heads, zero_init=True)  # SpaSemAttn: Q=h_spa, KV=h_deg
+        elif fusion in ("sum", "concat"):
+            self.fuse = nn.Linear(channels * (2 if fusion == "concat" else 1), channels)
+            nn.init.zeros_(self.fuse.weight)
+            nn.init.zeros_(self.fuse.bias)
+        else:
+            raise ValueError(f"fusion={fusion!r} is not one of ('spasem', 'sum', 'concat')")
+
+    def forward(self, hidden: Tensor, h_spa: Tensor, e_deg: Tensor) -> Tensor:
+        """The residual added to h_spa (scaled by w_deg by the caller)."""
+        h_deg = self.attend(hidden, e_deg)
+        if self.fusion == "spasem":
+            return self.fuse(h_spa, h_deg)
+        if self.fusion == "sum":
+            return self.fuse(h_deg)
+        return self.fuse(torch.cat([h_spa, h_deg], dim=-1))
+
+
+class ControlNetCrossAttnProcessor:
+    """ControlNet cross-attention: h_spa = attn2(h, e_spa) (its own weights), then + w_deg · fused h_deg."""
+
+    def __init__(self, context: GuidanceContext, branch: DegradationBranch | None) -> None:
+        self.context = context
+        self.branch = branch
+        self.base = AttnProcessor2_0()
+
+    def __call__(self, attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
+                 attention_mask: Tensor | None = None, **kwargs: object) -> Tensor:
+        ctx = self.context
+        text = ctx.e_spa if ctx.e_spa is not None else encoder_hidden_states
+        mask = additive_mask(ctx.spa_mask, hidden_states.dtype) if ctx.e_spa is not None else attention_mask
+        h_spa = self.base(attn, hidden_states, text, mask)
+        if self.branch is None or ctx.e_deg is None or ctx.w_deg == 0:
+            return h_spa
+        return h_spa + ctx.w_deg * self.branch(hidden_states, h_spa, ctx.e_deg)
+
+
+class UNetCrossAttnProcessor:
+    """Frozen UNet cross-attention plus w_spa · SpaTextAttn(h, e_spa) and w_sem · SemImgAttn(h, ControlNet features)."""
+
+    def __init__(self, context: GuidanceContext, spa_text: nn.Module | None, sem_img: nn.Module | None,
+                 level: int) -> None:
+        self.context = context
+        self.spa_text = spa_text
+        self.sem_img = sem_img
+        self.level = level
+        self.base = AttnProcessor2_0()
+
+    def __call__(self, attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
+                 attention_mask: Tensor | None = None, **kwargs: object) -> Tensor:
+        ctx = self.context
+        out = self.base(attn, hidden_states, encoder_hidden_states, attention_mask)
+        if self.spa_text is not None and ctx.e_spa is not None and ctx.w_spa != 0:
+            out = out + ctx.w_spa * self.spa_text(hidden_states, ctx.e_spa, ctx.spa_mask)
+        features = ctx.control_features.get(self.level)
+        if self.sem_img is not None and features is not None and ctx.w_sem != 0:
+            tokens = features.flatten(2).transpose(1, 2)
+            out = out + ctx.w_sem * self.sem_img(hidden_states, tokens)
+        return out

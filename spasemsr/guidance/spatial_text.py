@@ -1,0 +1,86 @@
+"""Spatial-aware text tokens e_spa: grounded object tags with their boxes ("aligned token add").
+
+e_spa = [null-prompt tokens] ++ [one token per object], where an object's token is the frozen text
+encoder's pooled embedding of its tag plus the projected position encoding of its box
+[x_lu, y_lu, x_rb, y_rb] (normalised). Padding objects are masked out of attention; with no
+detections e_spa is the null prompt alone, exactly what text guidance "none" gives.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from spasemsr.guidance.text_encoder import TextEncoder
+
+SPATIAL_MODES = ("none", "tags", "tags_boxes")
+BOX_ENCODERS = ("sinusoidal", "linear")
+
+
+class BoxEncoder(nn.Module):
+    """Frozen sinusoidal encoding of the 4 box corners, then a trainable projection to the token width.
+
+    ``linear`` (the "w/o box encoder" ablation) projects the raw coordinates instead. The projection
+    starts at zero, so a fresh encoder leaves tag embeddings unchanged.
+    """
+
+    def __init__(self, dim: int, kind: str = "sinusoidal", frequencies: int = 8) -> None:
+        super().__init__()
+        if kind not in BOX_ENCODERS:
+            raise ValueError(f"box encoder {kind!r} is not one of {BOX_ENCODERS}")
+        self.kind = kind
+        self.register_buffer("freqs", (2.0 ** torch.arange(frequencies)) * math.pi, persistent=False)
+        width = 4 * 2 * frequencies if kind == "sinusoidal" else 4
+        self.project = nn.Linear(width, dim)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, boxes: Tensor) -> Tensor:
+        """(..., 4) normalised corners → (..., dim)."""
+        if self.kind == "linear":
+            return self.project(boxes)
+        angles = boxes.unsqueeze(-1) * self.freqs  # (..., 4, F)
+        return self.project(torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2))
+
+
+class SpatialText(nn.Module):
+    """Builds (e_spa, mask) for a batch of groundings."""
+
+    def __init__(self, text_encoder: TextEncoder, mode: str, box_encoder: str, max_objects: int) -> None:
+        super().__init__()
+        if mode not in SPATIAL_MODES:
+            raise ValueError(f"spatial text mode {mode!r} is not one of {SPATIAL_MODES}")
+        self.text_encoder = text_encoder
+        self.mode = mode
+        self.max_objects = max_objects if mode != "none" else 0
+        self.boxes = BoxEncoder(text_encoder.dim, box_encoder) if mode == "tags_boxes" else None
+        self._tag_cache: dict[str, Tensor] = {}
+
+    def _tags(self, tags: list[str]) -> Tensor:
+        missing = [t for t in dict.fromkeys(tags) if t not in self._tag_cache]
+        if missing:
+            for tag, vector in zip(missing, self.text_encoder.pooled(missing), strict=True):
+                self._tag_cache[tag] = vector
+        return torch.stack([self._tag_cache[t] for t in tags])
+
+    def forward(self, groundings: list, null_tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """``groundings`` (one per image, sorted by score) and null tokens (1, L, D) → e_spa (B, L+K, D), mask."""
+        b, k = len(groundings), self.max_objects
+        null = null_tokens.expand(b, -1, -1)
+        keep = torch.ones(b, null.shape[1], dtype=torch.bool, device=null.device)
+        if k == 0:
+            return null, keep
+        objects = null.new_zeros(b, k, null.shape[-1])
+        present = torch.zeros(b, k, dtype=torch.bool, device=null.device)
+        for i, grounding in enumerate(groundings):
+            n = min(len(grounding.tags), k)
+            if n == 0:
+                continue
+            tokens = self._tags(grounding.tags[:n]).to(null)
+            if self.boxes is not None:
+                tokens = tokens + self.boxes(grounding.boxes[:n].to(null))
+            objects[i, :n] = tokens
+            present[i, :n] = True
+        return torch.cat([null, objects], dim=1), torch.cat([keep, present], dim=1)
