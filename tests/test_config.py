@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spasemsr.config import ConfigError, config_hash, load_config
+from spasemsr.config.tasks import TASKS
 from tests.conftest import REPO
 
 TOP_LEVEL = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
@@ -13,7 +14,7 @@ TOP_LEVEL = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("name", TOP_LEVEL)
 def test_every_shipped_config_composes(name):
     cfg = load_config(REPO / "configs" / name)
-    assert cfg.model.name in {"vae", "prior", "controlnet_sr"}
+    assert cfg.model.name in TASKS
     assert cfg.profile.name == "tiny"
 
 

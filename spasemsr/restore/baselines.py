@@ -1,0 +1,60 @@
+"""Non-diffusion restorers behind one call, so evaluation runs ``bicubic`` and ``drm`` the same way.
+
+A restorer is a callable LR (B, 3, h, w) in [0, 1] → SR (B, 3, scale·h, scale·w) in [0, 1]; build one
+with ``load_restorer(name, path)``. Register new ones explicitly in ``RESTORERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Restorer = Callable[[Tensor], Tensor]
+
+
+def bicubic_upscale(lr: Tensor, scale: int = 4) -> Tensor:
+    """The floor every SR method must beat: torch bicubic (align_corners=False), clamped to [0, 1]."""
+    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def _bicubic(path: str | Path | None, scale: int, device: str) -> Restorer:
+    if path is not None:
+        raise ValueError(f"restorer 'bicubic' has no weights, but path={path} was given; leave path unset")
+    return partial(bicubic_upscale, scale=scale)
+
+
+def _drm(path: str | Path | None, scale: int, device: str) -> Restorer:
+    from spasemsr.restore.drm import RRDBNet
+
+    if path is None or not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(
+            f"restorer 'drm' needs path= a folder with config.json + safetensors, got {path}; "
+            "train one with `spasemsr train --config configs/tiny_drm.yaml` (it writes <run>/export/drm)"
+        )
+    model = RRDBNet.from_pretrained(path, local_files_only=True).to(device).eval()
+    if model.config.scale != scale:
+        raise ValueError(f"the DRM in {path} is x{model.config.scale}, but x{scale} was asked for")
+
+    @torch.no_grad()
+    def restore(lr: Tensor) -> Tensor:
+        return model(lr.to(device)).clamp(0, 1)
+
+    return restore
+
+
+RESTORERS: dict[str, Callable[[str | Path | None, int, str], Restorer]] = {
+    "bicubic": _bicubic,
+    "drm": _drm,
+}
+
+
+def load_restorer(name: str, path: str | Path | None = None, scale: int = 4, device: str = "cpu") -> Restorer:
+    """Build the restorer ``name`` (weights from ``path`` where it has any) as a callable LR → SR."""
+    if name not in RESTORERS:
+        raise KeyError(f"unknown restorer {name!r}; valid: {sorted(RESTORERS)}")
+    return RESTORERS[name](path, scale, device)
