@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_STEPS ?= 300
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint prior-tiny tensorboard clean
+.PHONY: install demo test lint weights-tiny tensorboard clean
 
 install: $(STAMP)  ## create .venv with the pinned requirements and spasemsr (editable)
 
@@ -27,9 +27,8 @@ test: install  ## lint + the whole test suite (offline, CPU)
 lint: install
 	$(BIN)/ruff check spasemsr tests
 
-prior-tiny: install  ## pretrain the tiny prior at its full budget (VAE then UNet) into runs/
-	$(BIN)/spasemsr train --config configs/tiny_vae.yaml
-	$(BIN)/spasemsr train --config configs/tiny_prior.yaml
+weights-tiny: install  ## train every tiny component in order (resumable) and ship them to weights/tiny/
+	$(BIN)/python -m spasemsr.training.ship
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir runs --host 127.0.0.1

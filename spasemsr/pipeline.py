@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -87,27 +86,3 @@ def sampler_settings(cfg_sampler: object, **overrides: object) -> SamplerConfig:
     """A ``SamplerConfig`` from a config section, with ``None``-valued overrides ignored."""
     base = OmegaConf.to_object(cfg_sampler) if not isinstance(cfg_sampler, SamplerConfig) else cfg_sampler
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps: int | None = None) -> SRPipeline:
-    """Rebuild the pipeline from a run's ``export/`` folder (its config, ControlNet and the prior it names)."""
-    from diffusers import ControlNetModel
-
-    from spasemsr.config import validate
-    from spasemsr.diffusion.backbone import load_backbone
-    from spasemsr.guidance.text_encoder import load_text_encoder
-
-    export = Path(export)
-    if not (export / "config.yaml").is_file() or not (export / "controlnet" / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{export} is not an exported SR model: expected config.yaml and controlnet/ "
-            "(the export/ folder of a `spasemsr train --config configs/controlnet_sr.yaml` run)"
-        )
-    cfg = validate(OmegaConf.load(export / "config.yaml"))
-    backbone = load_backbone(cfg.profile.backbone_path).freeze()
-    controlnet = ControlNetModel.from_pretrained(export / "controlnet", local_files_only=True).eval()
-    te = cfg.profile.text_encoder
-    null_text = load_text_encoder(te.name, te.path, te.max_length, te.subfolder)([cfg.model.prompt])
-    net = ControlledUNet(backbone.unet, controlnet, null_text).to(device)
-    backbone.vae.to(device)
-    return SRPipeline(backbone, net, cfg.data.scale, sampler_settings(cfg.sampler, steps=steps))

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from spasemsr.data.images import ImageError, read_image, write_image
-from spasemsr.pipeline import load_pipeline
+from spasemsr.loading import load_pipeline
 
 
 def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = None, seed: int = 0,

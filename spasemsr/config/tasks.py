@@ -41,6 +41,55 @@ class ControlNetSRTask:
 
 
 @dataclass
+class TextGuidance:
+    """Spatial text (grounded tags + boxes) and degradation text; grounders/describers chosen by name."""
+
+    spatial: str = "tags_boxes"  # none | tags | tags_boxes
+    box_encoder: str = "sinusoidal"  # sinusoidal | linear (the "w/o box encoder" ablation)
+    max_objects: int = 8
+    train_grounder: str = "annotations"  # sees HR crops in training
+    infer_grounder: str = "auto"  # sees DRM(LR) at inference
+    grounder_options: dict = field(default_factory=dict)  # passed to the inference grounder
+    degradation_text: bool = True
+    train_describer: str = "params"  # captions from the true degradation parameters
+    infer_describer: str = "estimator"
+    describer_options: dict = field(default_factory=dict)  # e.g. {path: runs/tiny_estimator/export/estimator}
+
+
+@dataclass
+class VisualGuidanceTask:
+    """E_img / E_sem on the LR image, their constraints, and SemImgAttn in the UNet decoder."""
+
+    use_img: bool = True
+    use_sem: bool = True
+    channels: int = 32
+    width: int = 32
+    depth: int = 2
+    l_vae: bool = True
+    l_sem: bool = True
+    teacher: str = "mobilenet_v2"  # mobilenet_v2 | sam | none
+    teacher_path: str = ""
+    distance: str = "l1"
+    lambda_vae: float = 0.05  # XPSR's value for its degradation-free constraint
+    lambda_sem: float = 0.05
+    sem_img_attn: bool = True
+
+
+@dataclass
+class SpaSemSRTask:
+    """The full method: ControlNet-SR plus spatial-semantic guidance, every component a config switch."""
+
+    name: str = "spasemsr"
+    lr: float = 1e-4
+    prompt: str = ""
+    text: TextGuidance = field(default_factory=TextGuidance)
+    visual: VisualGuidanceTask = field(default_factory=VisualGuidanceTask)
+    fusion: str = "spasem"  # spasem | sum | concat
+    drm_path: str = ""  # export folder of a drm run; "" grounds the bicubic-upsampled LR instead
+    cond_dropout: float = 0.1  # drop text conditions in training so classifier-free guidance works
+
+
+@dataclass
 class DRMTask:
     """The degradation removal module: a regression x4 restorer trained with L1 (the PD plane's fidelity end)."""
 
@@ -62,6 +111,7 @@ TASKS: dict[str, tuple[type, str]] = {
     "vae": (AutoencoderTask, "spasemsr.models.autoencoder:AutoencoderModule"),
     "prior": (PriorTask, "spasemsr.models.prior:PriorModule"),
     "controlnet_sr": (ControlNetSRTask, "spasemsr.models.controlnet_sr:ControlNetSRModule"),
+    "spasemsr": (SpaSemSRTask, "spasemsr.models.spasemsr:SpaSemSRModule"),
     "drm": (DRMTask, "spasemsr.restore.drm_module:DRMModule"),
     "estimator": (EstimatorTask, "spasemsr.guidance.describer.estimator_module:EstimatorModule"),
 }

@@ -20,6 +20,12 @@ from spasemsr.data.samples import caption_for, sample_paths
 
 Item = dict[str, torch.Tensor | str]
 
+VIEW_FIELDS: tuple[str, ...] = ("x0", "y0", "x1", "y1", "hflip", "rot90", "aspect")
+"""Layout of an item's "view" (float32, 7): the crop window [x0, y0, x1, y1] in full-image coordinates
+normalised to [0, 1] (x by width, y by height), then the horizontal flip (0/1) applied to the crop,
+then the number of `torch.rot90(dims=(-2, -1))` turns applied after the flip (0-3), then the full
+image's width / height. `spasemsr.guidance.grounding.geometry.boxes_in_view` maps boxes through it."""
+
 
 def _check_geometry(crop_size: int, scale: int) -> None:
     if crop_size <= 0 or scale <= 0:
@@ -36,13 +42,25 @@ def _randint(high: int) -> int:
     return int(torch.randint(high, (1,)).item())
 
 
-def _augment(images: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The same random horizontal flip and 90-degree rotation applied to every (C, H, W) tensor."""
+def _augment(images: list[torch.Tensor]) -> tuple[list[torch.Tensor], bool, int]:
+    """The same random horizontal flip and 90-degree rotation applied to every (C, H, W) tensor.
+
+    Returns the images, whether they were flipped and the number of `rot90` turns, for the item's view.
+    """
     flip = _randint(2) == 1
     turns = _randint(4)
     if flip:
         images = [image.flip(-1) for image in images]
-    return [image.rot90(turns, dims=(-2, -1)) for image in images]
+    return [image.rot90(turns, dims=(-2, -1)) for image in images], flip, turns
+
+
+def _view(top: int, left: int, crop: int, height: int, width: int, flip: bool = False, turns: int = 0) -> torch.Tensor:
+    """Where an item came from, so full-image annotations can follow it (see `VIEW_FIELDS`)."""
+    return torch.tensor(
+        [left / width, top / height, (left + crop) / width, (top + crop) / height, float(flip), float(turns),
+         width / height],
+        dtype=torch.float32,
+    )
 
 
 def _crop_origin(height: int, width: int, crop: int, train: bool) -> tuple[int, int]:
@@ -55,7 +73,8 @@ def _crop_origin(height: int, width: int, crop: int, train: bool) -> tuple[int, 
 class HRFolderDataset(Dataset[Item]):
     """HR-only images (DIV2K/LSDIR layout); the caller degrades the crops online into LR inputs.
 
-    Items are `{"hr": (3, crop_size, crop_size) float in [0, 1], "caption": str, "path": str}`.
+    Items are `{"hr": (3, crop_size, crop_size) float in [0, 1], "caption": str, "path": str, "view": (7,)}`
+    (`VIEW_FIELDS`: where the crop lies in the full image and how it was flipped and turned).
     Training crops are random, randomly flipped and rotated by multiples of 90 degrees; evaluation
     crops are the deterministic centre crop. `repeat` lists every file that many times per epoch, so
     a small set still fills an epoch of useful length.
@@ -100,10 +119,12 @@ class HRFolderDataset(Dataset[Item]):
             )
         top, left = _crop_origin(height, width, self.crop_size, self.train)
         crop = image[:, top : top + self.crop_size, left : left + self.crop_size]
+        flip, turns = False, 0
         if self.train:
-            (crop,) = _augment([crop])
+            (crop,), flip, turns = _augment([crop])
         caption = self.captions(path) if self.captions is not None else ""
-        return {"hr": crop.contiguous(), "caption": caption, "path": str(path)}
+        view = _view(top, left, self.crop_size, height, width, flip, turns)
+        return {"hr": crop.contiguous(), "caption": caption, "path": str(path), "view": view}
 
 
 _PAIR_SUFFIX = re.compile(r"(?:[_-](?:hr|lr\d*|x\d+)|(?<=\d)x\d+)$", re.IGNORECASE)
@@ -142,7 +163,8 @@ class PairedFolderDataset(Dataset[Item]):
     Files are matched by `pair_key`. Each LR must be exactly HR / `scale` in both sides. The HR crop
     starts on the LR pixel grid, so the LR crop (crop_size / scale) covers exactly the same scene, and
     both receive the same flip and rotation. Items are
-    `{"hr": (3, crop, crop), "lr": (3, crop / scale, crop / scale), "caption": "", "path": HR path}`.
+    `{"hr": (3, crop, crop), "lr": (3, crop / scale, crop / scale), "caption": "", "path": HR path,
+    "view": (7,)}`, the view in HR coordinates (`VIEW_FIELDS`).
     """
 
     def __init__(
@@ -203,9 +225,12 @@ class PairedFolderDataset(Dataset[Item]):
         lr_crop = lr[:, top : top + lr_crop_size, left : left + lr_crop_size]
         hr_top, hr_left = top * self.scale, left * self.scale
         hr_crop = hr[:, hr_top : hr_top + self.crop_size, hr_left : hr_left + self.crop_size]
+        flip, turns = False, 0
         if self.train:
-            hr_crop, lr_crop = _augment([hr_crop, lr_crop])
-        return {"hr": hr_crop.contiguous(), "lr": lr_crop.contiguous(), "caption": "", "path": str(hr_path)}
+            (hr_crop, lr_crop), flip, turns = _augment([hr_crop, lr_crop])
+        view = _view(hr_top, hr_left, self.crop_size, hr.shape[1], hr.shape[2], flip, turns)
+        return {"hr": hr_crop.contiguous(), "lr": lr_crop.contiguous(), "caption": "", "path": str(hr_path),
+                "view": view}
 
 
 def bundled_dataset(split: str, crop_size: int, scale: int, train: bool, repeat: int = 1) -> HRFolderDataset:

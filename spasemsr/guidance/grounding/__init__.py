@@ -1,0 +1,43 @@
+"""Grounders (object tags + normalised boxes for the spatial text guidance), chosen by name.
+
+- `annotations`: hand-made boxes looked up by image key, mapped into training crops (`annotations.py`).
+- `auto`: Haar faces + ImageNet MobileNetV2 on a window grid; offline, any photo (`auto.py`).
+- `grounding_dino`, `owlv2`: transformers open-vocabulary detectors from a local folder (`detectors.py`).
+- `none`: grounding switched off, every image gets an empty `Grounding`.
+
+Backends are imported only when loaded, so a missing optional dependency breaks only its own name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from spasemsr.guidance.grounding.base import Grounder, Grounding, NoGrounder
+
+GROUNDERS: dict[str, str] = {
+    "annotations": "spasemsr.guidance.grounding.annotations:AnnotationGrounder",
+    "auto": "spasemsr.guidance.grounding.auto:AutoGrounder",
+    "grounding_dino": "spasemsr.guidance.grounding.detectors:load_grounding_dino",
+    "owlv2": "spasemsr.guidance.grounding.detectors:load_owlv2",
+    "none": "spasemsr.guidance.grounding.base:NoGrounder",
+}
+"""Registry name -> "module:factory"; the factory takes the backend's options as keywords."""
+
+
+def load_grounder(name: str, **options: Any) -> Grounder:
+    """Build the grounder registered as `name` with its backend options (see each backend's docstring)."""
+    if name not in GROUNDERS:
+        raise ValueError(f"unknown grounder {name!r}; valid names are {', '.join(sorted(GROUNDERS))}")
+    module, _, factory = GROUNDERS[name].partition(":")
+    build = getattr(importlib.import_module(module), factory)
+    try:
+        inspect.signature(build).bind(**options)
+    except TypeError as err:
+        raise TypeError(f"grounder {name!r} does not take options {sorted(options)} ({err}); see "
+                        f"{GROUNDERS[name]}") from err
+    return build(**options)
+
+
+__all__ = ["GROUNDERS", "Grounder", "Grounding", "NoGrounder", "load_grounder"]

@@ -1,0 +1,66 @@
+"""``make weights-tiny``: train every tiny-profile component in dependency order and ship the exports.
+
+Each stage is an ordinary ``spasemsr train`` run under ``runs/ship/`` (so a killed build resumes),
+whose export is then copied to ``weights/tiny/<stage>/``; later stages point at those copies, so the
+shipped configs reference only shipped paths. Seeds are fixed, so the build is reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from spasemsr.config import load_config
+from spasemsr.config.compose import CONFIGS_ROOT
+from spasemsr.training.run import train
+
+SHIPPED = Path("weights/tiny")
+
+# stage -> (config file, step budget, overrides given the shipped folder)
+STAGES: dict[str, tuple[str, int, list[str]]] = {
+    "vae": ("tiny_vae.yaml", 1000, []),
+    "prior": ("tiny_prior.yaml", 2000, [f"model.vae_path={SHIPPED}/vae"]),
+    "drm": ("tiny_drm.yaml", 800, []),
+    "estimator": ("tiny_estimator.yaml", 800, []),
+    "controlnet_sr": ("controlnet_sr.yaml", 800, [f"profile.backbone_path={SHIPPED}/prior"]),
+    "spasemsr": ("spasemsr.yaml", 800, [
+        f"profile.backbone_path={SHIPPED}/prior", f"model.drm_path={SHIPPED}/drm",
+        f"model.text.describer_options.path={SHIPPED}/estimator/estimator",
+    ]),
+}
+
+
+def ship_stage(stage: str, root: Path, steps: int | None = None) -> dict:
+    """Train (or resume) one stage and copy its export into the shipped folder; returns its manifest."""
+    config, budget, overrides = STAGES[stage]
+    cfg = load_config(CONFIGS_ROOT / config, [
+        f"run.root={root}", f"run.name={stage}", f"trainer.max_steps={steps or budget}", *overrides,
+    ])
+    started = time.perf_counter()
+    export = train(cfg)
+    target = SHIPPED / stage
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(export, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    print(f"shipped {stage} -> {target} ({time.perf_counter() - started:.0f} s)")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build the shipped tiny weights (all stages, or those named)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {list(STAGES)}")
+    parser.add_argument("--root", default="runs/ship")
+    args = parser.parse_args(argv)
+    for stage in args.stages.split(","):
+        if stage not in STAGES:
+            raise SystemExit(f"unknown stage {stage!r}; valid: {list(STAGES)}")
+        ship_stage(stage, Path(args.root))
+
+
+if __name__ == "__main__":
+    main()

