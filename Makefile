@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_STEPS ?= 300
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint weights-tiny tensorboard clean
+.PHONY: install demo test lint weights-tiny eval tensorboard clean
 
 install: $(STAMP)  ## create .venv with the pinned requirements and spasemsr (editable)
 
@@ -29,6 +29,9 @@ lint: install
 
 weights-tiny: install  ## train every tiny component in order (resumable) and ship them to weights/tiny/
 	$(BIN)/python -m spasemsr.training.ship
+
+eval: install  ## kodak5 table (bicubic, DRM, ControlNet-SR, SpaSemSR; Real-ESRGAN and bicubic LR) -> experiments/results
+	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS))
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir runs --host 127.0.0.1

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-NOT_YET = {"evaluate": 4, "ablate": 5, "sweep": 6, "figures": 8, "doctor": 4}
+NOT_YET = {"ablate": 5, "sweep": 6, "figures": 8}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -36,6 +36,37 @@ def _upscale(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from spasemsr.evaluation.datasets import load_eval_set
+    from spasemsr.evaluation.runner import evaluate, parse_knobs
+
+    if args.ckpt and args.method:
+        print("spasemsr evaluate: give --ckpt EXPORT or --method bicubic|drm:PATH, not both", file=sys.stderr)
+        return 2
+    if args.method and args.method != "bicubic" and not args.method.startswith("drm:"):
+        print(f"spasemsr evaluate: --method is bicubic or drm:PATH, got {args.method!r}; give a diffusion model "
+              "as --ckpt EXPORT", file=sys.stderr)
+        return 2
+    knobs = parse_knobs(args.knobs)
+    if args.steps is not None:
+        knobs["steps"] = args.steps
+    dataset = load_eval_set(args.data, args.hr, args.lr, args.degrade)
+    metrics = [name.strip() for name in args.metrics.split(",")] if args.metrics else None
+    result = evaluate(args.ckpt or args.method or "bicubic", dataset, metrics, Path(args.out), knobs, args.seed,
+                      args.device)
+    means = ", ".join(f"{name}={value:.4g}" for name, value in result["means"].items())
+    print(f"{dataset.name} ({dataset.lr}, {len(dataset)} images): {means}; unavailable: "
+          f"{', '.join(result['unavailable']) or 'none'}; results in {args.out}/metrics.json")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from spasemsr.doctor import report
+
+    print(report())
+    return 0
+
+
 def _not_yet(verb: str) -> int:
     print(f"spasemsr {verb}: not implemented yet (tracked in issue #{NOT_YET[verb]})", file=sys.stderr)
     return 2
@@ -61,12 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.set_defaults(func=_upscale)
 
+    ev = verbs.add_parser("evaluate", help="score a method on a set under the declared protocol (DESIGN.md §5)")
+    data = ev.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", help="kodak5 (bundled) or hr_folder:DIR (HR-only, LR made with --degrade)")
+    data.add_argument("--hr", help="HR folder of real pairs (with --lr)")
+    ev.add_argument("--lr", help="LR folder paired with --hr by file name (spasemsr.data.datasets.pair_key)")
+    ev.add_argument("--degrade", choices=["realesrgan", "bicubic"], default="realesrgan",
+                    help="how --data sets make their LR: default Real-ESRGAN with a fixed seed per image, or bicubic")
+    ev.add_argument("--out", required=True, help="output folder: sr/, metrics.csv, metrics.json")
+    ev.add_argument("--ckpt", help="export/ folder of a trained controlnet_sr or spasemsr run")
+    ev.add_argument("--method", help="bicubic (default) or drm:PATH (a DRM folder, e.g. weights/tiny/drm/drm)")
+    ev.add_argument("--steps", type=int, help="sampler steps (default: the model's config)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of every image's sampler noise")
+    ev.add_argument("--metrics", help="comma-separated metric names (default: the protocol's list)")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("knobs", nargs="*", help="SamplerConfig knobs as name=value, e.g. w_spa=0.5 color_fix=wavelet")
+    ev.set_defaults(func=_evaluate)
+
+    doctor = verbs.add_parser("doctor", help="report available backends, weights and metrics")
+    doctor.set_defaults(func=_doctor)
+
     helps = {
-        "evaluate": "score SR results under the declared protocol",
         "ablate": "run the ablation study",
         "sweep": "Optuna perception-distortion sweep",
         "figures": "render paper figures from results",
-        "doctor": "report available backends, weights and metrics",
     }
     for verb, text in helps.items():
         sub = verbs.add_parser(verb, help=f"{text} (not implemented yet)")

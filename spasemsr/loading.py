@@ -81,7 +81,11 @@ def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder,
             f"unexpected {result.unexpected_keys[:3]}"
         )
     text = task.text
-    grounder = load_grounder(text.infer_grounder, **text.grounder_options) if text.spatial != "none" else None
-    describer = load_describer(text.infer_describer, **text.describer_options) if text.degradation_text else None
+    grounder = None
+    if text.spatial != "none":
+        grounder = load_grounder(text.infer_grounder, **text.grounder_options.get(text.infer_grounder, {}))
+    describer = None
+    if text.degradation_text:
+        describer = load_describer(text.infer_describer, **text.describer_options.get(text.infer_describer, {}))
     drm = load_restorer("drm", Path(task.drm_path) / "drm", cfg.data.scale, str(device)) if task.drm_path else None
     return net, SpaSemSRConditioner(net, cfg.data.scale, grounder, describer, drm)

@@ -49,3 +49,16 @@ def sr_cfg(tmp_path, prior_dir):
         "sampler.steps=2", "trainer.max_steps=4", "trainer.ckpt_every_n_steps=2",
         "trainer.val_every_n_steps=4", "trainer.log_every_n_steps=1",
     ])
+
+
+@pytest.fixture
+def export_dir(sr_cfg, tmp_path):
+    """An exported, untrained ControlNet-SR model: the files a training run leaves, minus the manifest."""
+    from omegaconf import OmegaConf
+
+    from spasemsr.models.controlnet_sr import ControlNetSRModule
+
+    folder = tmp_path / "export"
+    ControlNetSRModule(sr_cfg).export(folder)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(sr_cfg))
+    return folder

@@ -49,11 +49,11 @@ class TextGuidance:
     max_objects: int = 8
     train_grounder: str = "annotations"  # sees HR crops in training
     infer_grounder: str = "auto"  # sees DRM(LR) at inference
-    grounder_options: dict = field(default_factory=dict)  # passed to the inference grounder
+    grounder_options: dict = field(default_factory=dict)  # per backend name, e.g. {owlv2: {path: ...}}
     degradation_text: bool = True
     train_describer: str = "params"  # captions from the true degradation parameters
     infer_describer: str = "estimator"
-    describer_options: dict = field(default_factory=dict)  # e.g. {path: runs/tiny_estimator/export/estimator}
+    describer_options: dict = field(default_factory=dict)  # per backend name, e.g. {estimator: {path: ...}}
 
 
 @dataclass

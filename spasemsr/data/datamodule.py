@@ -3,7 +3,8 @@
 HR-only sources are degraded batched on the training device (Real-ESRGAN style) in
 ``on_after_batch_transfer``; each batch's generator is seeded from (seed, batches so far), and that
 counter is part of the checkpoint, so a resumed run sees the same degradations it would have seen.
-Validation pairs are degraded once, with ``data.val_seed``, so every validation sees the same LR.
+Validation pairs are degraded once, with ``data.val_seed``, so every validation sees the same LR;
+each keeps its sampled parameters under ``degradation``, as training batches do.
 """
 
 from __future__ import annotations
@@ -78,8 +79,12 @@ class SRDataModule(LightningDataModule):
         if self.degrade and items and "lr" not in items[0]:
             hr = torch.stack([item["hr"] for item in items])
             generator = torch.Generator().manual_seed(self.data.val_seed)
-            lr, _ = self.degradation(hr, generator)
-            items = [dict(item, lr=image) for item, image in zip(items, lr, strict=False)]
+            lr, params = self.degradation(hr, generator)
+            # Each item keeps its own degradation parameters, so validation can score estimators and captions.
+            items = [
+                dict(item, lr=image, degradation={key: value[i] for key, value in params.items()})
+                for i, (item, image) in enumerate(zip(items, lr, strict=True))
+            ]
         return FixedPairs(items)
 
     def train_dataloader(self) -> DataLoader:

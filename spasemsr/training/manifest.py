@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from spasemsr.utils.atomic import atomic_write_text
 
-PACKAGES = ("spasemsr", "torch", "diffusers", "transformers", "lightning", "kornia", "numpy")
+PACKAGES = ("spasemsr", "torch", "diffusers", "transformers", "lightning", "kornia", "numpy", "pyiqa", "torchmetrics")
 
 
 def file_sha256(path: Path) -> str:

@@ -24,11 +24,11 @@ STAGES: dict[str, tuple[str, int, list[str]]] = {
     "vae": ("tiny_vae.yaml", 1000, []),
     "prior": ("tiny_prior.yaml", 2000, [f"model.vae_path={SHIPPED}/vae"]),
     "drm": ("tiny_drm.yaml", 800, []),
-    "estimator": ("tiny_estimator.yaml", 800, []),
+    "estimator": ("tiny_estimator.yaml", 300, []),
     "controlnet_sr": ("controlnet_sr.yaml", 800, [f"profile.backbone_path={SHIPPED}/prior"]),
     "spasemsr": ("spasemsr.yaml", 800, [
         f"profile.backbone_path={SHIPPED}/prior", f"model.drm_path={SHIPPED}/drm",
-        f"model.text.describer_options.path={SHIPPED}/estimator/estimator",
+        f"model.text.describer_options.estimator.path={SHIPPED}/estimator/estimator",
     ]),
 }
 

@@ -1,0 +1,196 @@
+"""``spasemsr evaluate``: one method on one set under the declared protocol, with the record that pins the result.
+
+A method is ``bicubic``, ``drm:PATH`` (a DRM folder) or the path of an exported diffusion model. Every
+SR is written as a PNG into ``out_dir/sr/`` and scored as read back from that file, so the numbers are
+those of the saved image. ``metrics.csv`` holds only metrics that were computed for every image;
+the others are listed under ``unavailable`` in ``metrics.json`` with the reason, never as numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor
+
+from spasemsr.config import config_hash
+from spasemsr.config.schema import SamplerConfig
+from spasemsr.data.images import read_image, write_image
+from spasemsr.evaluation.datasets import EvalSet
+from spasemsr.metrics.registry import METRICS, available, compute
+from spasemsr.training.manifest import file_sha256, package_versions
+from spasemsr.utils.atomic import atomic_path, atomic_write_text
+
+DEFAULT_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "lr_consistency", "niqe", "piqe",
+                   "lpips", "dists", "musiq", "maniqa", "clipiqa", "pi")
+KNOBS = tuple(f.name for f in fields(SamplerConfig) if f.name != "seed")
+"""SamplerConfig fields settable as knob=value (the seed has its own argument)."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """An SR method ready to run, and what the record says about it."""
+
+    upscale: Callable[[Tensor], Tensor]
+    ckpt: str
+    config: str | None
+    knobs: dict | None
+
+
+def knob_overrides(knobs: Mapping[str, object]) -> dict[str, object]:
+    """Knob values checked against SamplerConfig and converted to its field types (strings from the CLI)."""
+    defaults = SamplerConfig()
+    converted = {}
+    for name, value in knobs.items():
+        if name not in KNOBS:
+            hint = "; set the seed with --seed" if name == "seed" else ""
+            raise ValueError(f"unknown knob {name!r}{hint}; valid knobs: {', '.join(KNOBS)}")
+        kind = type(getattr(defaults, name))
+        try:
+            converted[name] = kind(value)
+        except ValueError as err:
+            raise ValueError(f"knob {name} expects a {kind.__name__}, got {value!r}") from err
+    return converted
+
+
+def parse_knobs(items: Sequence[str]) -> dict[str, object]:
+    """``["w_spa=0.5", "color_fix=wavelet"]`` → checked overrides."""
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"expected knob=value, got {item!r}; valid knobs: {', '.join(KNOBS)}")
+        pairs[name.strip()] = value.strip()
+    return knob_overrides(pairs)
+
+
+def weights_sha256(folder: Path) -> str:
+    """SHA-256 over the (relative path, SHA-256) of every safetensors file in ``folder``: the checkpoint's identity."""
+    files = sorted(folder.rglob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no *.safetensors files; expected an exported model folder")
+    rows = [(str(path.relative_to(folder)), file_sha256(path)) for path in files]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def export_config_hash(folder: Path) -> str | None:
+    """The config hash from the export's manifest.json (in ``folder`` or its parent), else of its config.yaml."""
+    for place in (folder, folder.parent):
+        if (place / "manifest.json").is_file():
+            return json.loads((place / "manifest.json").read_text())["config_hash"]
+    for place in (folder, folder.parent):
+        if (place / "config.yaml").is_file():
+            return config_hash(OmegaConf.load(place / "config.yaml"))
+    return None
+
+
+def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int, device: str) -> Method:
+    """Build ``bicubic``, ``drm:PATH`` or an exported diffusion model (its sampler knobs overridden by ``knobs``)."""
+    from spasemsr.restore.baselines import load_restorer
+
+    overrides = knob_overrides(knobs)
+    if method == "bicubic" or method.startswith("drm:"):
+        if overrides:
+            raise ValueError(f"knobs {sorted(overrides)} apply to diffusion models only, not to {method!r}")
+        if method == "bicubic":
+            return Method(load_restorer("bicubic", None, scale, device), "bicubic", None, None)
+        path = Path(method.removeprefix("drm:"))
+        return Method(load_restorer("drm", path, scale, device), weights_sha256(path), export_config_hash(path), None)
+    from spasemsr.loading import load_pipeline
+    from spasemsr.pipeline import sampler_settings
+
+    export = Path(method)
+    pipeline = load_pipeline(export, device=device)
+    if pipeline.scale != scale:
+        raise ValueError(f"{export} is a x{pipeline.scale} model, but the evaluation set is x{scale}")
+    settings = sampler_settings(pipeline.sampler, **overrides, seed=seed)
+
+    def upscale(lr: Tensor) -> Tensor:  # a fresh generator per image, as `spasemsr upscale` seeds it
+        return pipeline(lr, torch.Generator(device).manual_seed(seed), settings)
+
+    return Method(upscale, weights_sha256(export), export_config_hash(export), asdict(settings))
+
+
+def protocol(metrics: Sequence[str], dataset: EvalSet) -> dict:
+    """The declared protocol of one result: every metric's variant and direction, scale, crop, notes."""
+    return {
+        "scale": dataset.scale,
+        "border_crop": dataset.scale,
+        "border_crop_applies_to": "psnr_y, ssim_y, psnr_rgb, ms_ssim (see each variant)",
+        "scored_image": "the saved 8-bit SR PNG",
+        "metrics": {name: {"variant": METRICS[name].variant, "kind": METRICS[name].kind,
+                           "lower_better": METRICS[name].lower_better,
+                           "direction": "lower is better" if METRICS[name].lower_better else "higher is better"}
+                    for name in metrics},
+        "notes": list(dataset.notes),
+    }
+
+
+def _score(name: str, sr: Tensor, hr: Tensor, lr: Tensor, scale: int) -> float:
+    return float(compute(name, sr, hr=hr, lr=lr, scale=scale)[0])
+
+
+def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_dir: str | Path,
+             knobs: Mapping[str, object] | None = None, seed: int = 0, device: str = "cpu") -> dict:
+    """Run ``method`` on every image of ``dataset``, score it, write sr/, metrics.csv, metrics.json; return the json."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    metrics = list(metrics or DEFAULT_METRICS)
+    unavailable = {}
+    for name in metrics:
+        ready, reason = available(name)
+        if not ready:
+            unavailable[name] = reason
+    scoring = [name for name in metrics if name not in unavailable]
+    runner = load_method(method, dataset.scale, knobs or {}, seed, device)
+    per_image: dict[str, dict[str, float]] = {}
+    for index, image in enumerate(dataset, 1):
+        lr = image.lr[None]
+        with torch.no_grad():
+            sr = runner.upscale(lr.to(device))[0].cpu()
+        if sr.shape != image.hr.shape:
+            raise ValueError(f"{method} made a {tuple(sr.shape)} SR of {image.name}, expected {tuple(image.hr.shape)}")
+        target = out_dir / "sr" / f"{image.name}.png"
+        write_image(sr, target)
+        saved = read_image(target)[None]
+        scores = {}
+        for name in list(scoring):
+            try:
+                scores[name] = _score(name, saved, image.hr[None], lr, dataset.scale)
+            except (ValueError, RuntimeError) as err:  # e.g. ms_ssim or niqe on an image too small for them
+                unavailable[name] = f"{name}: skipped, cannot score {image.name} ({type(err).__name__}: {err})"
+                scoring.remove(name)
+                print(f"warning: {unavailable[name]}", file=sys.stderr)
+        per_image[image.name] = scores
+        print(f"[{index}/{len(dataset)}] {image.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
+    per_image = {image: {k: v for k, v in scores.items() if k in scoring} for image, scores in per_image.items()}
+    result = {
+        "means": {name: sum(s[name] for s in per_image.values()) / len(per_image) for name in scoring},
+        "per_image": per_image,
+        "protocol": protocol(metrics, dataset),
+        "unavailable": unavailable,
+        "record": {
+            "method": method, "ckpt": runner.ckpt, "config": runner.config, "knobs": runner.knobs,
+            "dataset": dataset.record(), "seed": seed, "versions": package_versions(),
+            "wall_seconds": round(time.perf_counter() - started, 2),
+        },
+    }
+    _write_csv(out_dir / "metrics.csv", scoring, per_image)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
+    return result
+
+
+def _write_csv(path: Path, columns: list[str], per_image: dict[str, dict[str, float]]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["image", *columns])
+        for image, scores in per_image.items():
+            writer.writerow([image, *(repr(scores[name]) for name in columns)])

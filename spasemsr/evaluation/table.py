@@ -1,0 +1,82 @@
+"""Tables of several runs' means (Markdown and CSV), with directions read from the metric registry.
+
+A row is a run's ``metrics.json`` dict; its label is ``row["name"]`` if set, else the method it records.
+Columns are the metrics any row scored, in registry order; a run that could not score a metric shows
+``n/a`` (its metrics.json says why). The best value of each column is bold, ties included.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from spasemsr.metrics.registry import METRICS, lower_better
+from spasemsr.utils.atomic import atomic_path
+
+
+def _label(row: dict) -> str:
+    return row.get("name") or row["record"]["method"]
+
+
+def _columns(rows: Sequence[dict]) -> list[str]:
+    scored = {name for row in rows for name in row["means"]}
+    return [name for name in METRICS if name in scored]
+
+
+def _best(rows: Sequence[dict], metric: str) -> float | None:
+    values = [row["means"][metric] for row in rows if metric in row["means"] and not math.isnan(row["means"][metric])]
+    if not values:
+        return None
+    return min(values) if lower_better(metric) else max(values)
+
+
+def results_table(rows: Sequence[dict]) -> str:
+    """A Markdown table: one line per run, one column per metric (↑ higher / ↓ lower is better), best in bold."""
+    columns = _columns(rows)
+    best = {metric: _best(rows, metric) for metric in columns}
+    lines = [
+        "| method | " + " | ".join(f"{m} {'↓' if lower_better(m) else '↑'}" for m in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for row in rows:
+        cells = []
+        for metric in columns:
+            value = row["means"].get(metric)
+            text = "n/a" if value is None else f"{value:.4g}"
+            cells.append(f"**{text}**" if value is not None and value == best[metric] else text)
+        lines.append(f"| {_label(row)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def protocol_notes(rows: Sequence[dict]) -> str:
+    """The lines that go under a table: each run's dataset hash, checkpoint and config, and every metric's variant."""
+    lines = []
+    for row in rows:
+        record = row["record"]
+        data = record["dataset"]
+        lines.append(f"- {_label(row)}: dataset {data['name']} (lr {data['lr']}, sha256 {data['hash'][:16]}), "
+                     f"ckpt {record['ckpt'][:16]}, config {record['config'] or 'n/a'}, seed {record['seed']}")
+    variants = {name: spec["variant"] for row in rows for name, spec in row["protocol"]["metrics"].items()}
+    lines += [f"- {variants[name]}" for name in _columns(rows) if name in variants]
+    absent = sorted({name for row in rows for name in row["unavailable"]}, key=list(METRICS).index)
+    if absent:
+        lines.append(f"- not scored in some or all runs (reasons under `unavailable` in their metrics.json): "
+                     f"{', '.join(absent)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_results_csv(rows: Sequence[dict], path: str | Path) -> None:
+    """The same table as CSV (full precision, empty cell for n/a) plus each run's record, atomically."""
+    columns = _columns(rows)
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["method", *columns, "dataset", "lr", "dataset_hash", "ckpt", "config", "seed", "knobs"])
+        for row in rows:
+            record = row["record"]
+            means = [repr(row["means"][m]) if m in row["means"] else "" for m in columns]
+            writer.writerow([_label(row), *means, record["dataset"]["name"], record["dataset"]["lr"],
+                             record["dataset"]["hash"],
+                             record["ckpt"], record["config"] or "", record["seed"], json.dumps(record["knobs"])])

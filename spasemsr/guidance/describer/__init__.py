@@ -1,0 +1,50 @@
+"""The describer: a degradation-aware caption per LR image (e_deg's text), from one of several backends.
+
+Backends are registered by name and imported only when loaded, so choosing ``params`` never imports
+transformers' VLM code. ``params`` reads the true degradation parameters (training), ``estimator``
+regresses them from pixels, ``vlm`` asks a local vision-language model, ``none`` writes "".
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, Protocol
+
+from torch import Tensor
+
+
+class Describer(Protocol):
+    """Anything that captions a batch of LR images (B, 3, h, w) in [0, 1]; ``params`` may be None."""
+
+    def __call__(self, lr: Tensor, params: dict[str, Tensor] | None = None) -> list[str]: ...
+
+
+class NoDescriber:
+    """The 'degradation text off' ablation: an empty caption per image."""
+
+    def __call__(self, lr: Tensor, params: dict[str, Tensor] | None = None) -> list[str]:
+        return [""] * lr.shape[0]
+
+
+DESCRIBERS: dict[str, str] = {
+    "params": "spasemsr.guidance.describer.params:ParamsDescriber",
+    "estimator": "spasemsr.guidance.describer.estimator:EstimatorDescriber",
+    "vlm": "spasemsr.guidance.describer.vlm:VLMDescriber",
+    "none": "spasemsr.guidance.describer:NoDescriber",
+}
+
+
+def load_describer(name: str, **options: Any) -> Describer:
+    """Build the describer backend ``name`` with its ``options`` (e.g. ``path=`` for estimator and vlm)."""
+    if name not in DESCRIBERS:
+        raise ValueError(f"unknown describer {name!r}; valid names: {sorted(DESCRIBERS)}")
+    module_name, class_name = DESCRIBERS[name].split(":")
+    backend = getattr(importlib.import_module(module_name), class_name)
+    signature = inspect.signature(backend)
+    try:
+        signature.bind(**options)
+    except TypeError as err:
+        valid = list(signature.parameters)
+        raise ValueError(f"describer {name!r} takes options {valid}, got {sorted(options)}: {err}") from None
+    return backend(**options)

@@ -1,0 +1,160 @@
+"""``spasemsr evaluate``, the evaluation sets, result tables, the kodak5 suite and ``spasemsr doctor``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+import torch
+
+from spasemsr.cli import main
+from spasemsr.data.images import read_image, write_image
+from spasemsr.evaluation.datasets import bundled_set, hr_folder_set, paired_set
+from spasemsr.evaluation.runner import evaluate
+from spasemsr.evaluation.suite import run_suite
+from spasemsr.evaluation.table import results_table
+from spasemsr.metrics.fidelity import bicubic_down
+from spasemsr.metrics.registry import compute
+from spasemsr.restore.baselines import bicubic_upscale
+from spasemsr.restore.drm import RRDBNet
+
+LEARNED = ("lpips", "dists", "musiq", "maniqa", "clipiqa", "pi")
+
+
+def _image(seed: int, height: int, width: int) -> torch.Tensor:
+    """A smooth random image (noise would make no-reference metrics meaningless but still computable)."""
+    coarse = torch.rand(1, 3, height // 8 + 1, width // 8 + 1, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear")[0]
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    """Two real-style pairs: one exact (96x128 HR), one whose HR is 5x2 pixels too large and must be cropped."""
+    hr_dir, lr_dir = tmp_path / "hr", tmp_path / "lr"
+    for name, (height, width) in {"a": (96, 128), "b": (101, 130)}.items():
+        hr = _image(ord(name), height, width)
+        write_image(hr, hr_dir / f"{name}_HR.png")
+        write_image(bicubic_down(hr[None, :, :96, :128], 4)[0], lr_dir / f"{name}_LR4.png")
+    return hr_dir, lr_dir
+
+
+def _lr_bytes(dataset) -> list[bytes]:
+    return [(image.lr * 255).round().to(torch.uint8).numpy().tobytes() for image in dataset]
+
+
+def test_kodak5_lr_is_deterministic_and_the_hash_follows_the_recipe():
+    for recipe in ("realesrgan", "bicubic"):
+        first, second = bundled_set("kodak5", recipe), bundled_set("kodak5", recipe)
+        assert first.hash == second.hash and len(first) == 5
+        images = list(first)
+        assert _lr_bytes(images) == _lr_bytes(second)
+        for image in images:
+            assert image.lr.shape[-2:] == (image.hr.shape[-2] // 4, image.hr.shape[-1] // 4)
+            assert torch.equal(image.lr, (image.lr * 255).round() / 255)  # 8-bit LR
+    assert bundled_set("kodak5", "realesrgan").hash != bundled_set("kodak5", "bicubic").hash
+
+
+def test_hr_folder_crops_to_the_scale_and_names_its_seeds(tmp_path):
+    write_image(_image(1, 35, 42), tmp_path / "x.png")
+    dataset = hr_folder_set(tmp_path, "realesrgan")
+    (image,) = dataset
+    assert image.hr.shape == (3, 32, 40) and image.lr.shape == (3, 8, 10)
+    assert "cropped" in dataset.notes[0] and dataset.record()["lr"] == "realesrgan"
+    with pytest.raises(ValueError, match="unknown LR recipe"):
+        hr_folder_set(tmp_path, "nearest")
+
+
+def test_evaluate_bicubic_writes_the_record_and_the_numbers_of_compute(pairs, tmp_path):
+    out = tmp_path / "out"
+    metrics = ["psnr_y", "ssim_y", "psnr_rgb", "ms_ssim", "lr_consistency", "niqe", "piqe", *LEARNED]
+    dataset = paired_set(*pairs)
+    result = evaluate("bicubic", dataset, metrics, out, seed=3)
+
+    assert any("b: HR 130x101 cropped" in note for note in result["protocol"]["notes"])
+    with (out / "metrics.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    scored = ["psnr_y", "ssim_y", "psnr_rgb", "lr_consistency", "niqe", "piqe"]
+    assert list(rows[0]) == ["image", *scored] and [row["image"] for row in rows] == ["a", "b"]
+    saved = json.loads((out / "metrics.json").read_text())
+    record = saved["record"]
+    assert {"ckpt", "config", "knobs", "dataset", "seed", "versions", "wall_seconds"} <= set(record)
+    assert record["ckpt"] == "bicubic" and record["seed"] == 3 and "torch" in record["versions"]
+    assert record["dataset"] == {"name": "paired:hr", "lr": "paired", "hash": dataset.hash, "images": 2}
+    assert all("variant" in spec and "direction" in spec for spec in saved["protocol"]["metrics"].values())
+    for name in LEARNED:
+        assert "weights not in the cache" in saved["unavailable"][name]
+    assert "cannot score a" in saved["unavailable"]["ms_ssim"]
+    assert "at least 176 pixels" in saved["unavailable"]["ms_ssim"]
+
+    for image, row in zip(dataset, rows, strict=True):
+        sr = read_image(out / "sr" / f"{image.name}.png")[None]  # scores are of the saved 8-bit PNG
+        assert (sr - bicubic_upscale(image.lr[None])).abs().max() <= 0.5 / 255 + 1e-6
+        for name in scored:
+            direct = float(compute(name, sr, hr=image.hr[None], lr=image.lr[None], scale=4)[0])
+            assert float(row[name]) == direct == saved["per_image"][image.name][name]
+
+
+def test_evaluate_a_diffusion_export_through_the_cli_with_knobs(export_dir, tmp_path, capsys):
+    hr_dir, lr_dir = tmp_path / "hr", tmp_path / "lr"
+    hr = _image(5, 32, 32)
+    write_image(hr, hr_dir / "p.png")
+    write_image(bicubic_down(hr[None], 4)[0], lr_dir / "p.png")
+    out = tmp_path / "out"
+    argv = ["evaluate", "--hr", str(hr_dir), "--lr", str(lr_dir), "--out", str(out), "--ckpt", str(export_dir),
+            "--steps", "1", "--seed", "7", "--metrics", "psnr_y,lr_consistency", "color_fix=wavelet",
+            "control_scale=0.5"]
+    assert main(argv) == 0
+    record = json.loads((out / "metrics.json").read_text())["record"]
+    assert record["knobs"]["color_fix"] == "wavelet" and record["knobs"]["control_scale"] == 0.5
+    assert record["knobs"]["steps"] == 1 and record["knobs"]["seed"] == 7 == record["seed"]
+    assert re.fullmatch(r"[0-9a-f]{64}", record["ckpt"]) and re.fullmatch(r"[0-9a-f]{16}", record["config"])
+    assert read_image(out / "sr" / "p.png").shape == (3, 32, 32)
+    assert "psnr_y=" in capsys.readouterr().out
+
+
+def test_unknown_or_mistyped_knobs_are_refused_with_the_valid_ones(pairs, tmp_path):
+    hr_dir, lr_dir = pairs
+    base = ["evaluate", "--hr", str(hr_dir), "--lr", str(lr_dir), "--out", str(tmp_path / "o")]
+    with pytest.raises(ValueError, match="unknown knob 'w_spatial'.*valid knobs: .*w_spa.*color_fix"):
+        main([*base, "w_spatial=0.5"])
+    with pytest.raises(ValueError, match="knob cfg_scale expects a float, got 'high'"):
+        main([*base, "cfg_scale=high"])
+    with pytest.raises(ValueError, match="apply to diffusion models only"):
+        main([*base, "w_spa=0.5"])
+
+
+def _row(name: str, **means: float) -> dict:
+    return {"name": name, "means": means, "record": {"method": name}}
+
+
+def test_results_table_bolds_the_best_by_each_metric_direction():
+    table = results_table([_row("bicubic", psnr_y=24.0, niqe=9.0), _row("ours", psnr_y=23.5, niqe=4.25, piqe=30.0)])
+    header, _, bicubic, ours = table.strip().splitlines()
+    assert "psnr_y ↑" in header and "niqe ↓" in header and "piqe ↓" in header
+    assert "**24**" in bicubic and "**4.25**" in ours and "| 9 |" in bicubic and "| 23.5 |" in ours
+    assert "n/a" in bicubic and "**30**" in ours
+
+
+def test_suite_runs_what_is_shipped_and_says_what_it_skips(export_dir, tmp_path, capsys):
+    weights = tmp_path / "weights"
+    RRDBNet(num_features=8, num_blocks=1, growth=4).save_pretrained(weights / "drm" / "drm")
+    (weights / "controlnet_sr").symlink_to(export_dir)
+    write_image(_image(9, 32, 32), tmp_path / "hr" / "q.png")
+    sets = {"tiny_bicubic": hr_folder_set(tmp_path / "hr", "bicubic")}
+    out = tmp_path / "results"
+    tables = run_suite(out, steps=1, weights=weights, sets=sets)
+    assert [row["name"] for row in tables["tiny_bicubic"]] == ["bicubic", "DRM", "ControlNet-SR"]
+    for folder in ("bicubic", "drm", "controlnet_sr"):
+        assert (out / "tiny_bicubic" / folder / "metrics.json").is_file()
+    text = (out / "tiny_bicubic.md").read_text()
+    assert "| ControlNet-SR |" in text and "SpaSemSR skipped" in text and "psnr_y ↑" in text
+    assert "SpaSemSR skipped" in capsys.readouterr().err
+    assert (out / "tiny_bicubic.csv").read_text().startswith("method,psnr_y,")
+
+
+def test_doctor_reports_and_exits_zero(capsys):
+    assert main(["doctor"]) == 0
+    text = capsys.readouterr().out
+    assert "niqe" in text and "minilm" in text and "profile.backbone_path" in text
