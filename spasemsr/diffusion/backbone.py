@@ -57,7 +57,7 @@ def require_component(root: str | Path, name: str) -> Path:
         raise MissingWeightsError(
             f"missing pretrained {name}: expected {COMPONENTS[name][1]} in {folder}. "
             "Point profile.backbone_path at a diffusers-layout folder (e.g. a local copy of "
-            "stable-diffusion-2-base), or train the tiny prior first (make prior-tiny)."
+            "stable-diffusion-2-base), or build the tiny weights first (make weights-tiny)."
         )
     return folder
 
