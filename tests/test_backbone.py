@@ -7,6 +7,7 @@ import torch
 
 from spasemsr.diffusion.backbone import MissingWeightsError, load_backbone, require_component, vae_downscale
 from spasemsr.guidance.text_encoder import load_text_encoder
+from tests.tiny_models import write_clip_text
 
 
 def test_backbone_round_trip_is_bit_identical(prior_dir, tiny_cfg):
@@ -59,20 +60,7 @@ def test_text_encoder_errors():
         load_text_encoder("minilm", "package:no_such_package_xyz/model", 8)
 
 
-def _write_tiny_clip(root):
-    """A tiny CLIP text tower and a byte-level tokenizer in SD-2's folder layout."""
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
-    CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77).save_pretrained(root / "tokenizer")
-    config = CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                            num_attention_heads=2, max_position_embeddings=77)
-    CLIPTextModel(config).save_pretrained(root / "text_encoder")
-
-
 def test_clip_loads_through_the_sd2_layout(tmp_path):
-    _write_tiny_clip(tmp_path)
+    write_clip_text(tmp_path)
     encoder = load_text_encoder("clip", str(tmp_path), max_length=77, subfolder="text_encoder")
     assert encoder(["a photo of a lighthouse", ""]).shape == (2, 77, 32)

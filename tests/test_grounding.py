@@ -19,6 +19,7 @@ from spasemsr.guidance.grounding.annotations import BUNDLED_ANNOTATIONS, Annotat
 from spasemsr.guidance.grounding.evaluate import canonical, main, score_image
 from spasemsr.guidance.grounding.geometry import MIN_VISIBLE, boxes_in_view, identity_view
 from spasemsr.guidance.grounding.windows import merge_linked, suppress
+from tests.tiny_models import write_owlv2
 
 # ---------------------------------------------------------------- Grounding
 
@@ -205,32 +206,10 @@ def test_window_merging_joins_overlaps_of_one_tag_only() -> None:
 # ---------------------------------------------------------------- transformers detectors
 
 
-def _clip_tokenizer(max_length: int):
-    from transformers import CLIPTokenizer
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length, pad_token="!"), len(vocab)
-
-
 @pytest.fixture(scope="module")
 def tiny_owlv2(tmp_path_factory) -> Path:
     """A random 64-pixel OWLv2 and its processor, written with save_pretrained."""
-    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
-
-    root = tmp_path_factory.mktemp("owlv2")
-    tokenizer, size = _clip_tokenizer(16)
-    text = dict(vocab_size=size, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                max_position_embeddings=16, bos_token_id=size - 2, eos_token_id=size - 1, pad_token_id=0)
-    vision = dict(image_size=64, patch_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                  num_attention_heads=2)
-    torch.manual_seed(0)
-    config = Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
-    Owlv2ForObjectDetection(config).save_pretrained(root)
-    Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer
-                   ).save_pretrained(root)
-    return root
+    return write_owlv2(tmp_path_factory.mktemp("owlv2"))
 
 
 def test_owlv2_round_trip_gives_normalised_boxes_from_the_vocabulary(tiny_owlv2: Path) -> None:
