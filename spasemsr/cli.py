@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+DEFAULT_MODEL = "weights/tiny/spasemsr"  # the shipped tiny SpaSemSR
 NOT_YET = {"ablate": 5, "sweep": 6, "figures": 8}
 
 
@@ -26,12 +27,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _upscale(args: argparse.Namespace) -> int:
     from spasemsr.upscale import upscale_files
+    from spasemsr.weights import local_path
 
-    if args.ckpt is None:
-        print("spasemsr upscale: give --ckpt EXPORT_DIR (the export/ folder of a trained controlnet_sr run; "
-              "`make demo` trains one into runs/demo/controlnet_sr/export)", file=sys.stderr)
+    ckpt = local_path(args.ckpt or DEFAULT_MODEL)
+    if not ckpt.is_dir():
+        print(f"spasemsr upscale: no model at {ckpt}: give --ckpt EXPORT_DIR (the export/ folder of a trained "
+              "controlnet_sr or spasemsr run), or build the shipped tiny weights with `make weights-tiny`",
+              file=sys.stderr)
         return 2
-    failures = upscale_files(args.inputs, Path(args.out), Path(args.ckpt), steps=args.steps, seed=args.seed,
+    failures = upscale_files(args.inputs, Path(args.out), ckpt, steps=args.steps, seed=args.seed,
                              overwrite=args.overwrite)
     return 1 if failures else 0
 
@@ -86,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = verbs.add_parser("upscale", help="x4 super-resolve images into --out")
     up.add_argument("inputs", nargs="+", help="image files")
     up.add_argument("--out", required=True, help="output folder (PNG)")
-    up.add_argument("--ckpt", help="export/ folder of a trained controlnet_sr run")
+    up.add_argument("--ckpt", help=f"export/ folder of a controlnet_sr or spasemsr run (default: {DEFAULT_MODEL})")
     up.add_argument("--steps", type=int, help="sampler steps (default: the model's config)")
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -19,6 +19,7 @@ from spasemsr.diffusion.backbone import load_backbone, vae_downscale
 from spasemsr.diffusion.control import ControlledUNet
 from spasemsr.guidance.text_encoder import TextEncoder, load_text_encoder
 from spasemsr.pipeline import Conditioner, SRPipeline, sampler_settings
+from spasemsr.weights import local_path
 
 SR_TASKS = ("controlnet_sr", "spasemsr")
 
@@ -86,6 +87,11 @@ def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder,
         grounder = load_grounder(text.infer_grounder, **text.grounder_options.get(text.infer_grounder, {}))
     describer = None
     if text.degradation_text:
-        describer = load_describer(text.infer_describer, **text.describer_options.get(text.infer_describer, {}))
-    drm = load_restorer("drm", Path(task.drm_path) / "drm", cfg.data.scale, str(device)) if task.drm_path else None
+        options = dict(text.describer_options.get(text.infer_describer, {}))
+        if "path" in options:
+            options["path"] = str(local_path(options["path"]))
+        describer = load_describer(text.infer_describer, **options)
+    drm = None
+    if task.drm_path:
+        drm = load_restorer("drm", local_path(task.drm_path) / "drm", cfg.data.scale, str(device))
     return net, SpaSemSRConditioner(net, cfg.data.scale, grounder, describer, drm)

@@ -9,6 +9,16 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def local_path(path: str | Path) -> Path:
+    """A relative path as given if it exists from here, else relative to the repository (shipped weights)."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists() or not (REPO_ROOT / path).exists():
+        return path
+    return REPO_ROOT / path
+
 
 def resolve_weights(spec: str, what: str) -> Path:
     """Turn a weights spec into an existing local path, or raise naming the path and ``what`` goes there."""
@@ -23,7 +33,7 @@ def resolve_weights(spec: str, what: str) -> Path:
             )
         path = Path(next(iter(found.submodule_search_locations))) / sub
     else:
-        path = Path(spec).expanduser()
+        path = local_path(spec)
     if not path.exists():
         raise FileNotFoundError(f"{what}: {path} does not exist; it should hold {what}")
     return path

@@ -39,7 +39,8 @@ def test_bad_inputs_are_skipped_by_name_and_outputs_kept(export_dir, tmp_path, c
     assert (out / "good.png").read_bytes() == before  # same seed, same result
 
 
-def test_upscale_needs_an_exported_model(tmp_path, capsys):
+def test_upscale_needs_an_exported_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("spasemsr.cli.DEFAULT_MODEL", str(tmp_path / "no-shipped-weights"))
     assert main(["upscale", "x.png", "--out", str(tmp_path)]) == 2
     assert "--ckpt" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="not an exported SR model"):

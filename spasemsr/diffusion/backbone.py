@@ -13,6 +13,8 @@ from typing import Any
 
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 
+from spasemsr.weights import local_path
+
 COMPONENTS = {
     "vae": (AutoencoderKL, "an AutoencoderKL (config.json + diffusion_pytorch_model.safetensors)"),
     "unet": (UNet2DConditionModel, "a UNet2DConditionModel (config.json + diffusion_pytorch_model.safetensors)"),
@@ -51,7 +53,7 @@ def require_component(root: str | Path, name: str) -> Path:
             "profile.backbone_path is empty: set it to a local diffusers-layout folder with vae/, unet/ and "
             "scheduler/ (e.g. profile.backbone_path=/models/stable-diffusion-2-base)"
         )
-    folder = Path(root) / name
+    folder = local_path(root) / name
     marker = "scheduler_config.json" if name == "scheduler" else "config.json"
     if not (folder / marker).is_file():
         raise MissingWeightsError(

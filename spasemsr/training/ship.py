@@ -25,8 +25,8 @@ STAGES: dict[str, tuple[str, int, list[str]]] = {
     "prior": ("tiny_prior.yaml", 2000, [f"model.vae_path={SHIPPED}/vae"]),
     "drm": ("tiny_drm.yaml", 800, []),
     "estimator": ("tiny_estimator.yaml", 300, []),
-    "controlnet_sr": ("controlnet_sr.yaml", 800, [f"profile.backbone_path={SHIPPED}/prior"]),
-    "spasemsr": ("spasemsr.yaml", 800, [
+    "controlnet_sr": ("controlnet_sr.yaml", 600, [f"profile.backbone_path={SHIPPED}/prior"]),
+    "spasemsr": ("spasemsr.yaml", 600, [
         f"profile.backbone_path={SHIPPED}/prior", f"model.drm_path={SHIPPED}/drm",
         f"model.text.describer_options.estimator.path={SHIPPED}/estimator/estimator",
     ]),
