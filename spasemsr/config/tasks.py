@@ -6,8 +6,9 @@ validating a config never pays for importing diffusers.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
+
+from spasemsr.utils.registry import import_object
 
 
 @dataclass
@@ -119,5 +120,4 @@ TASKS: dict[str, tuple[type, str]] = {
 
 def task_module_class(name: str) -> type:
     """Import and return the LightningModule class that trains task ``name``."""
-    module_name, class_name = TASKS[name][1].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return import_object(TASKS[name][1])

@@ -7,11 +7,11 @@ regresses them from pixels, ``vlm`` asks a local vision-language model, ``none``
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any, Protocol
 
 from torch import Tensor
+
+from spasemsr.utils.registry import build
 
 
 class Describer(Protocol):
@@ -37,14 +37,4 @@ DESCRIBERS: dict[str, str] = {
 
 def load_describer(name: str, **options: Any) -> Describer:
     """Build the describer backend ``name`` with its ``options`` (e.g. ``path=`` for estimator and vlm)."""
-    if name not in DESCRIBERS:
-        raise ValueError(f"unknown describer {name!r}; valid names: {sorted(DESCRIBERS)}")
-    module_name, class_name = DESCRIBERS[name].split(":")
-    backend = getattr(importlib.import_module(module_name), class_name)
-    signature = inspect.signature(backend)
-    try:
-        signature.bind(**options)
-    except TypeError as err:
-        valid = list(signature.parameters)
-        raise ValueError(f"describer {name!r} takes options {valid}, got {sorted(options)}: {err}") from None
-    return backend(**options)
+    return build("describer", DESCRIBERS, name, **options)

@@ -10,11 +10,10 @@ Backends are imported only when loaded, so a missing optional dependency breaks 
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
 from spasemsr.guidance.grounding.base import Grounder, Grounding, NoGrounder
+from spasemsr.utils.registry import build
 
 GROUNDERS: dict[str, str] = {
     "annotations": "spasemsr.guidance.grounding.annotations:AnnotationGrounder",
@@ -28,16 +27,7 @@ GROUNDERS: dict[str, str] = {
 
 def load_grounder(name: str, **options: Any) -> Grounder:
     """Build the grounder registered as `name` with its backend options (see each backend's docstring)."""
-    if name not in GROUNDERS:
-        raise ValueError(f"unknown grounder {name!r}; valid names are {', '.join(sorted(GROUNDERS))}")
-    module, _, factory = GROUNDERS[name].partition(":")
-    build = getattr(importlib.import_module(module), factory)
-    try:
-        inspect.signature(build).bind(**options)
-    except TypeError as err:
-        raise TypeError(f"grounder {name!r} does not take options {sorted(options)} ({err}); see "
-                        f"{GROUNDERS[name]}") from err
-    return build(**options)
+    return build("grounder", GROUNDERS, name, **options)
 
 
 __all__ = ["GROUNDERS", "Grounder", "Grounding", "NoGrounder", "load_grounder"]
