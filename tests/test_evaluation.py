@@ -113,6 +113,14 @@ def test_evaluate_a_diffusion_export_through_the_cli_with_knobs(export_dir, tmp_
     assert read_image(out / "sr" / "p.png").shape == (3, 32, 32)
     assert "psnr_y=" in capsys.readouterr().out
 
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = EventAccumulator(str(out / "tb")).Reload().PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = session.session_start_info.hparams
+    assert hparams["color_fix"].string_value == "wavelet" and hparams["control_scale"].number_value == 0.5
+
 
 def test_unknown_or_mistyped_knobs_are_refused_with_the_valid_ones(pairs, tmp_path):
     hr_dir, lr_dir = pairs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -185,7 +186,18 @@ def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_d
     }
     _write_csv(out_dir / "metrics.csv", scoring, per_image)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
+    _write_hparams(out_dir / "tb", method, runner.knobs, result["means"])
     return result
+
+
+def _write_hparams(folder: Path, method: str, knobs: dict | None, means: dict[str, float]) -> None:
+    """One TensorBoard HPARAMS row (knobs → mean metrics), so every evaluated PD point shows up there."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    hparams = {"method": method, **{k: v for k, v in (knobs or {}).items() if isinstance(v, (int, float, str))}}
+    finite = {f"eval/{k}": v for k, v in means.items() if math.isfinite(v)}
+    with SummaryWriter(str(folder)) as writer:
+        writer.add_hparams(hparams, finite, run_name=".")
 
 
 def _write_csv(path: Path, columns: list[str], per_image: dict[str, dict[str, float]]) -> None:
