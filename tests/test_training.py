@@ -99,6 +99,7 @@ def test_training_exports_weights_manifest_and_tensorboard(sr_cfg):
     assert (export / "controlnet" / "diffusion_pytorch_model.safetensors").is_file()
     manifest = json.loads((export / "manifest.json").read_text())
     assert manifest["steps"] == 4 and manifest["task"] == "controlnet_sr"
+    assert len(manifest["data"]["hash"]) == 64 and manifest["config_hash"]
     assert len(manifest["weights_sha256"]) == 1 and "train/loss" in manifest["final_metrics"]
     events = EventAccumulator(str(run_dir(sr_cfg) / "tb")).Reload()
     assert {"train/loss", "val/loss", "val/psnr_y", "val/ssim_y", "val/lr_consistency"} <= set(events.Tags()["scalars"])

@@ -36,6 +36,24 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def data_hash(data: DictConfig) -> str:
+    """SHA-256 identifying the training data: bundled checksums, or folder file names and sizes."""
+    digest = hashlib.sha256(f"{data.source}|crop={data.crop_size}|scale={data.scale}".encode())
+    if data.source == "bundled":
+        from spasemsr.data.samples import SAMPLES
+
+        for sample in sorted(SAMPLES, key=lambda s: s.name):
+            if sample.split in ("train", "val"):
+                digest.update(f"{sample.split}:{sample.name}:{sample.sha256}".encode())
+    else:
+        for key in ("train_hr", "train_lr", "val_hr", "val_lr"):
+            folder = Path(data[key]) if data[key] else None
+            for path in sorted(folder.rglob("*")) if folder and folder.is_dir() else []:
+                if path.is_file():
+                    digest.update(f"{key}:{path.relative_to(folder)}:{path.stat().st_size}".encode())
+    return digest.hexdigest()
+
+
 def write_manifest(folder: Path, cfg: DictConfig, cfg_hash: str, trainer: Trainer, module: LightningModule,
                    wall_seconds: float, resumed_from: str | None) -> dict:
     """Record config hash, data, steps, final logged losses, weight hashes, wall time and versions."""
@@ -46,7 +64,8 @@ def write_manifest(folder: Path, cfg: DictConfig, cfg_hash: str, trainer: Traine
         "task": cfg.model.name,
         "profile": cfg.profile.name,
         "config_hash": cfg_hash,
-        "data": {"source": cfg.data.source, "crop_size": cfg.data.crop_size, "scale": cfg.data.scale},
+        "data": {"source": cfg.data.source, "crop_size": cfg.data.crop_size, "scale": cfg.data.scale,
+                 "hash": data_hash(cfg.data)},
         "seed": cfg.seed,
         "steps": trainer.global_step,
         "final_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
