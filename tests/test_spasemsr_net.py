@@ -160,3 +160,28 @@ def test_boxes_matter_only_with_the_box_encoder(prior_dir, minilm):
         _wake(net.spatial)
         _wake(net.unet_guidance)
         assert (not torch.allclose(_eps(net, groundings=moved), _eps(net))) == matters, spatial
+
+
+def test_pipeline_knobs_neutral_is_default_and_each_moves_the_output(prior_dir, minilm):
+    from spasemsr.diffusion.backbone import load_backbone
+    from spasemsr.pipeline import SRPipeline
+
+    net, _ = _net(prior_dir, minilm)
+    for module in (net.fusion, net.unet_guidance, net.spatial, net.controlnet.controlnet_down_blocks,
+                   net.controlnet.controlnet_mid_block):
+        _wake(module)
+    backbone = load_backbone(prior_dir).freeze()
+    backbone.unet = net.unet  # the guided UNet
+    lr = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    pipeline = SRPipeline(backbone, net, 4, replace(NEUTRAL, steps=2),
+                          lambda x: net.conditions(x, 4, GROUNDINGS[:1], CAPTIONS[:1]))
+
+    def run(**knobs):
+        return pipeline(lr, torch.Generator().manual_seed(0), replace(pipeline.sampler, **knobs))
+
+    default = pipeline(lr, torch.Generator().manual_seed(0))
+    neutral = run(w_spa=1.0, w_deg=1.0, w_sem=1.0, control_scale=1.0, cfg_scale=1.0, start_t=1.0, color_fix="none")
+    assert torch.equal(neutral, default)
+    for knobs in ({"cfg_scale": 3.0}, {"steps": 3}, {"start_t": 0.5}, {"color_fix": "adain"},
+                  {"color_fix": "wavelet"}, {"w_spa": 0.0}, {"w_deg": 0.0}, {"w_sem": 0.0}, {"control_scale": 0.0}):
+        assert not torch.allclose(run(**knobs), default, atol=1e-4), knobs
