@@ -37,3 +37,11 @@ def resolve_weights(spec: str, what: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{what}: {path} does not exist; it should hold {what}")
     return path
+
+
+def require_model_folder(path: str | Path, what: str, marker: str = "config.json") -> Path:
+    """The folder (repo-relative allowed) if it holds ``marker``, else an error naming it and what belongs there."""
+    folder = local_path(path)
+    if not (folder / marker).is_file():
+        raise FileNotFoundError(f"{folder} has no {marker}; expected {what}")
+    return folder

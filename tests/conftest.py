@@ -38,17 +38,22 @@ def prior_dir(tmp_path_factory, tiny_cfg) -> Path:
     return save_backbone(backbone, tmp_path_factory.mktemp("prior"))
 
 
+def fast_config(name: str, root: Path, prior: Path, steps: int, *overrides: str):
+    """A shipped top-level config shrunk to test size: small crops and batches, ``steps`` training steps."""
+    from spasemsr.config import load_config
+
+    return load_config(REPO / "configs" / name, [
+        f"run.root={root / 'runs'}", f"profile.backbone_path={prior}",
+        "data.crop_size=64", "data.batch_size=2", "data.val_images=2", "data.repeat=1",
+        "sampler.steps=2", f"trainer.max_steps={steps}", "trainer.ckpt_every_n_steps=2",
+        f"trainer.val_every_n_steps={steps}", "trainer.log_every_n_steps=1", *overrides,
+    ])
+
+
 @pytest.fixture
 def sr_cfg(tmp_path, prior_dir):
     """A fast ControlNet-SR run config writing under ``tmp_path``."""
-    from spasemsr.config import load_config
-
-    return load_config(REPO / "configs" / "controlnet_sr.yaml", [
-        f"run.root={tmp_path / 'runs'}", f"profile.backbone_path={prior_dir}",
-        "data.crop_size=64", "data.batch_size=2", "data.val_images=2", "data.repeat=1",
-        "sampler.steps=2", "trainer.max_steps=4", "trainer.ckpt_every_n_steps=2",
-        "trainer.val_every_n_steps=4", "trainer.log_every_n_steps=1",
-    ])
+    return fast_config("controlnet_sr.yaml", tmp_path, prior_dir, 4)
 
 
 @pytest.fixture

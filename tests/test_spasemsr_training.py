@@ -7,25 +7,18 @@ import json
 import pytest
 import torch
 
-from spasemsr.config import load_config
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.data.images import read_image, write_image
 from spasemsr.loading import load_pipeline
 from spasemsr.models.spasemsr import SpaSemSRModule
 from spasemsr.training.run import train
-from tests.conftest import REPO
+from tests.conftest import fast_config
 
 
 @pytest.fixture
 def spasem_cfg(tmp_path, prior_dir):
-    return load_config(REPO / "configs" / "spasemsr.yaml", [
-        f"run.root={tmp_path / 'runs'}", f"profile.backbone_path={prior_dir}",
-        "data.crop_size=64", "data.batch_size=2", "data.val_images=2", "data.repeat=1",
-        "sampler.steps=2", "trainer.max_steps=2", "trainer.ckpt_every_n_steps=2",
-        "trainer.val_every_n_steps=2", "trainer.log_every_n_steps=1",
-        "model.text.infer_describer=none", "model.drm_path=''",
-        "model.visual.channels=8", "model.visual.width=8",
-    ])
+    return fast_config("spasemsr.yaml", tmp_path, prior_dir, 2, "model.text.infer_describer=none",
+                       "model.drm_path=''", "model.visual.channels=8", "model.visual.width=8")
 
 
 def test_loss_combines_diffusion_and_constraints_and_learns(spasem_cfg):

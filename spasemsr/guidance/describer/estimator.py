@@ -7,14 +7,13 @@ Targets are normalised to similar ranges: log(1 + blur), log(1 + noise), quality
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import Tensor, nn
 
 from spasemsr.guidance.describer.template import QUANTITIES, caption
+from spasemsr.weights import require_model_folder
 
 
 def to_targets(summary: dict[str, Tensor]) -> Tensor:
@@ -69,13 +68,10 @@ class EstimatorDescriber:
     """Inference-time captions from a trained estimator folder (``<export>/estimator`` of a training run)."""
 
     def __init__(self, path: str, device: str = "cpu") -> None:
-        folder = Path(path)
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(
-                f"estimator describer: {folder} has no config.json; expected the 'estimator' folder of an "
-                "estimator training export, e.g. runs/tiny_estimator/export/estimator from "
-                "`spasemsr train --config configs/tiny_estimator.yaml`"
-            )
+        folder = require_model_folder(
+            path, "(estimator describer) the 'estimator' folder of an estimator training export, e.g. "
+            "weights/tiny/estimator/estimator or the export of `spasemsr train --config configs/tiny_estimator.yaml`"
+        )
         self.estimator = DegradationEstimator.from_pretrained(folder, local_files_only=True).to(device).eval()
 
     def __call__(self, lr: Tensor, params: dict[str, Tensor] | None = None) -> list[str]:

@@ -6,11 +6,11 @@ function of the image and the weights.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import Tensor
 from torchvision.transforms.functional import to_pil_image
+
+from spasemsr.weights import require_model_folder
 
 PROMPT = (
     "Describe the quality of this low-resolution photo in one short sentence: say how blurry, how noisy "
@@ -23,13 +23,11 @@ class VLMDescriber:
 
     def __init__(self, path: str, max_new_tokens: int = 40, prompt: str = PROMPT, device: str = "cpu",
                  dtype: str = "float32") -> None:
-        folder = Path(path)
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(
-                f"vlm describer: {folder} has no config.json; expected a local Hugging Face vision-language "
-                "model folder (model weights, config, processor and tokenizer files, chat template), e.g. a "
-                "copy of llava-hf/llava-1.5-7b-hf made with save_pretrained or `hf download`"
-            )
+        folder = require_model_folder(
+            path, "(vlm describer) a local Hugging Face vision-language model folder (model weights, config, "
+            "processor and tokenizer files, chat template), e.g. a copy of llava-hf/llava-1.5-7b-hf made with "
+            "save_pretrained or `hf download`"
+        )
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
