@@ -67,3 +67,13 @@ def export_dir(sr_cfg, tmp_path):
     ControlNetSRModule(sr_cfg).export(folder)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(sr_cfg))
     return folder
+
+
+def overfit(loss, optimizer: torch.optim.Optimizer, steps: int) -> tuple[float, float]:
+    """(before, after) of a zero-argument ``loss`` on a fixed batch, with ``steps`` optimiser steps between."""
+    before = loss().item()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    return before, loss().item()

@@ -26,7 +26,7 @@ from spasemsr.guidance.describer.template import (
     summarise,
 )
 from spasemsr.training.run import train
-from tests.conftest import REPO
+from tests.conftest import REPO, overfit
 
 TINY_ARCH = {"channels": [8, 16], "hidden": 16}
 
@@ -164,12 +164,8 @@ def test_a_few_adamw_steps_lower_the_loss_on_a_fixed_batch(est_cfg):
     est_cfg.model.lr = 1e-2
     module = EstimatorModule(est_cfg)
     optimizer = module.configure_optimizers()
-    before = module.loss(batch).item()
-    for _ in range(15):
-        optimizer.zero_grad()
-        module.loss(batch).backward()
-        optimizer.step()
-    assert module.loss(batch).item() < 0.5 * before, before
+    before, after = overfit(lambda: module.loss(batch), optimizer, 15)
+    assert after < 0.5 * before, (before, after)
 
 
 def test_training_exports_an_estimator_the_describer_loads(est_cfg):

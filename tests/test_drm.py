@@ -15,7 +15,7 @@ from spasemsr.restore.baselines import RESTORERS, bicubic_upscale, load_restorer
 from spasemsr.restore.drm import RRDBNet
 from spasemsr.restore.drm_module import DRMModule
 from spasemsr.training.run import train
-from tests.conftest import REPO
+from tests.conftest import REPO, overfit
 
 TINY = {"num_features": 16, "num_blocks": 1, "growth": 8}
 
@@ -65,12 +65,7 @@ def test_a_few_adamw_steps_lower_the_l1_on_a_fixed_batch(drm_cfg):
     datamodule.setup()
     batch = next(iter(datamodule.val_dataloader()))
     optimizer = module.configure_optimizers()
-    before = module.loss(batch).item()
-    for _ in range(6):
-        optimizer.zero_grad()
-        module.loss(batch).backward()
-        optimizer.step()
-    after = module.loss(batch).item()
+    before, after = overfit(lambda: module.loss(batch), optimizer, 6)
     assert after < 0.8 * before, (before, after)
 
 

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.models.controlnet_sr import ControlNetSRModule
 from spasemsr.training.run import build_trainer, resume_path, run_dir, train
-from tests.conftest import REPO
+from tests.conftest import REPO, overfit
 
 
 def _with(cfg, **dotted):
@@ -49,12 +49,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(sr_cfg):
     def fixed_loss():
         return module.loss(batch, torch.Generator().manual_seed(0))
 
-    before = fixed_loss().item()
-    for _ in range(8):
-        optimizer.zero_grad()
-        fixed_loss().backward()
-        optimizer.step()
-    after = fixed_loss().item()
+    before, after = overfit(fixed_loss, optimizer, 8)
     assert after < 0.9 * before, (before, after)
 
 
