@@ -20,7 +20,7 @@ from spasemsr.config.schema import SamplerConfig
 from spasemsr.diffusion.backbone import Backbone, vae_downscale
 from spasemsr.diffusion.color_fix import color_fix
 from spasemsr.diffusion.control import ControlledUNet
-from spasemsr.diffusion.latents import decode
+from spasemsr.diffusion.latents import clean_latents, decode
 from spasemsr.diffusion.sampler import DDIMSampler
 from spasemsr.guidance.conditions import Conditions
 
@@ -65,8 +65,7 @@ class SRPipeline:
 
         init = None
         if knobs.start_t < 1.0:
-            up = (cond.pixel[:b] + 1) / 2
-            init = self.backbone.vae.encode(up * 2 - 1).latent_dist.mode() * self.backbone.vae.config.scaling_factor
+            init = clean_latents(self.backbone.vae, (cond.pixel[:b] + 1) / 2)
         sampler = DDIMSampler(self.backbone.sampling_scheduler(), knobs.steps, knobs.eta)
         latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
         sr = decode(self.backbone.vae, latents)[:, :, : h * self.scale, : w * self.scale]

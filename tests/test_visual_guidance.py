@@ -13,7 +13,8 @@ from skimage.data import chelsea
 from torch import Tensor, nn
 
 from spasemsr.diffusion.backbone import load_backbone, vae_downscale
-from spasemsr.guidance.visual.constraints import DISTANCES, clean_latents, constraint_losses
+from spasemsr.diffusion.latents import clean_latents
+from spasemsr.guidance.visual.constraints import DISTANCES, constraint_losses
 from spasemsr.guidance.visual.encoders import VisualGuidance
 from spasemsr.guidance.visual.teachers import IMAGENET_MEAN, IMAGENET_STD, load_mobilenet_v2, load_teacher
 

@@ -14,6 +14,12 @@ def encode(vae: AutoencoderKL, images: Tensor, generator: torch.Generator | None
     return posterior.sample(generator) * vae.config.scaling_factor
 
 
+@torch.no_grad()
+def clean_latents(vae: AutoencoderKL, images: Tensor) -> Tensor:
+    """Images in [0, 1] → the posterior mean, scaled like the prior's latents: deterministic (targets, LR starts)."""
+    return vae.encode(images * 2 - 1).latent_dist.mean * vae.config.scaling_factor
+
+
 def decode(vae: AutoencoderKL, latents: Tensor) -> Tensor:
     """Scaled latents → images in [0, 1]."""
     return (vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1) + 1) / 2

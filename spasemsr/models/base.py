@@ -67,6 +67,11 @@ class TaskModule(LightningModule):
         """Images (B, 3, H, W) in [0, 1], same size, shown side by side in TensorBoard; empty = none."""
         return {}
 
+    def side_by_side(self, lr: Tensor, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
+        """The SR preview layout: nearest-upsampled LR | SR | HR, all at HR size."""
+        lr_up = torch.nn.functional.interpolate(lr, scale_factor=self.cfg.data.scale, mode="nearest")
+        return {"lr": lr_up, "sr": sr, "hr": hr}
+
     def _prefixes(self) -> tuple[str, ...]:
         return tuple(f"{name}." for name in self.trainable)
 

@@ -52,10 +52,7 @@ class ControlNetSRModule(TaskModule):
 
     def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         generator = torch.Generator(self.device).manual_seed(self.cfg.sampler.seed)
-        lr = batch["lr"]
-        sr = self.pipeline()(lr, generator)
-        lr_up = torch.nn.functional.interpolate(lr, scale_factor=self.cfg.data.scale, mode="nearest")
-        return {"lr": lr_up, "sr": sr, "hr": batch["hr"]}
+        return self.side_by_side(batch["lr"], self.pipeline()(batch["lr"], generator), batch["hr"])
 
     def export(self, folder: Path) -> None:
         self.model.controlnet.save_pretrained(folder / "controlnet")

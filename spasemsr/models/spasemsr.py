@@ -84,8 +84,7 @@ class SpaSemSRModule(TaskModule):
         generator = torch.Generator(self.device).manual_seed(self.cfg.sampler.seed)
         pipeline = SRPipeline(self.backbone, self.net, self.cfg.data.scale, sampler_settings(self.cfg.sampler),
                               lambda lr: self._conditions(dict(batch, lr=lr), None, drop=False))
-        lr_up = torch.nn.functional.interpolate(batch["lr"], scale_factor=self.cfg.data.scale, mode="nearest")
-        return {"lr": lr_up, "sr": pipeline(batch["lr"], generator), "hr": batch["hr"]}
+        return self.side_by_side(batch["lr"], pipeline(batch["lr"], generator), batch["hr"])
 
     def export(self, folder: Path) -> None:
         self.net.controlnet.save_pretrained(folder / "controlnet")

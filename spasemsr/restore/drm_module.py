@@ -43,8 +43,7 @@ class DRMModule(TaskModule):
         self.log("val/psnr", rgb_psnr(sr, batch["hr"]), batch_size=len(batch["hr"]))
 
     def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        lr_up = F.interpolate(batch["lr"], scale_factor=self.cfg.data.scale, mode="nearest")
-        return {"lr": lr_up, "sr": self.drm(batch["lr"]).clamp(0, 1), "hr": batch["hr"]}
+        return self.side_by_side(batch["lr"], self.drm(batch["lr"]).clamp(0, 1), batch["hr"])
 
     def export(self, folder: Path) -> None:
         self.drm.save_pretrained(folder / "drm")

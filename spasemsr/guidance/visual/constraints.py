@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import Tensor
 
+from spasemsr.diffusion.latents import clean_latents
 from spasemsr.guidance.visual.encoders import VisualGuidance
 from spasemsr.guidance.visual.teachers import Teacher
 
@@ -29,12 +29,6 @@ DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "l2": F.mse_loss,
     "cosine": _cosine,  # 1 - cosine similarity over channels, averaged over positions
 }
-
-
-@torch.no_grad()
-def clean_latents(vae: AutoencoderKL, hr: Tensor) -> Tensor:
-    """HR in [0, 1] → the posterior mean, scaled like the prior's latents: a deterministic target."""
-    return vae.encode(hr * 2 - 1).latent_dist.mean * vae.config.scaling_factor
 
 
 def constraint_losses(
