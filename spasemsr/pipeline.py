@@ -1,4 +1,4 @@
-"""One inference pipeline (LR → conditions → sample → decode → colour fix) for every entry point.
+"""One inference pipeline (LR → conditions → sample → decode → colour fix → back-projection) for every entry point.
 
 Training previews, ``upscale`` (and later ``evaluate`` and sweeps) all go through ``SRPipeline`` so
 that a knob means the same thing everywhere. Conditions are computed once per image; only the
@@ -19,6 +19,7 @@ from torch import Tensor
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.diffusion.backbone import Backbone, vae_downscale
 from spasemsr.diffusion.color_fix import color_fix
+from spasemsr.diffusion.consistency import back_project
 from spasemsr.diffusion.control import ControlledUNet
 from spasemsr.diffusion.latents import clean_latents, decode
 from spasemsr.diffusion.sampler import DDIMSampler
@@ -69,7 +70,7 @@ class SRPipeline:
         sampler = DDIMSampler(self.backbone.sampling_scheduler(), knobs.steps, knobs.eta)
         latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
         sr = decode(self.backbone.vae, latents)[:, :, : h * self.scale, : w * self.scale]
-        return color_fix(sr, lr, knobs.color_fix)
+        return back_project(color_fix(sr, lr, knobs.color_fix), lr, self.scale, knobs.backproject)
 
 
 def _pad_to_multiple(image: Tensor, multiple: int) -> Tensor:

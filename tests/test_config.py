@@ -62,6 +62,9 @@ def test_config_hash_tracks_content():
     same = load_config(REPO / "configs" / "controlnet_sr.yaml")
     other = load_config(REPO / "configs" / "controlnet_sr.yaml", ["seed=1"])
     assert config_hash(base) == config_hash(same) != config_hash(other)
+    # inference knobs are recorded beside the hash, not in it: the trained model is the same
+    knobs = load_config(REPO / "configs" / "controlnet_sr.yaml", ["sampler.backproject=2", "sampler.steps=5"])
+    assert config_hash(knobs) == config_hash(base)
 
 
 def test_sd2_profile_demands_a_backbone_path():

@@ -11,11 +11,11 @@ import torch
 
 from spasemsr.cli import main
 from spasemsr.data.images import read_image, write_image
+from spasemsr.data.resize import bicubic_down
 from spasemsr.evaluation.datasets import bundled_set, hr_folder_set, paired_set
 from spasemsr.evaluation.runner import evaluate
 from spasemsr.evaluation.suite import run_suite
 from spasemsr.evaluation.table import results_table
-from spasemsr.metrics.fidelity import bicubic_down
 from spasemsr.metrics.registry import compute
 from spasemsr.restore.baselines import bicubic_upscale
 from spasemsr.restore.drm import RRDBNet
@@ -153,9 +153,12 @@ def test_suite_runs_what_is_shipped_and_says_what_it_skips(export_dir, tmp_path,
     sets = {"tiny_bicubic": hr_folder_set(tmp_path / "hr", "bicubic")}
     out = tmp_path / "results"
     tables = run_suite(out, steps=1, weights=weights, sets=sets)
-    assert [row["name"] for row in tables["tiny_bicubic"]] == ["bicubic", "DRM", "ControlNet-SR"]
-    for folder in ("bicubic", "drm", "controlnet_sr"):
+    assert [row["name"] for row in tables["tiny_bicubic"]] == ["bicubic", "DRM", "ControlNet-SR (raw)", "ControlNet-SR"]
+    for folder in ("bicubic", "drm", "controlnet_sr_raw", "controlnet_sr"):
         assert (out / "tiny_bicubic" / folder / "metrics.json").is_file()
+    shipped, raw = (json.loads((out / "tiny_bicubic" / f / "metrics.json").read_text())["record"]["knobs"]
+                    for f in ("controlnet_sr", "controlnet_sr_raw"))
+    assert raw["backproject"] == 0 and raw["color_fix"] == "none" and raw["steps"] == shipped["steps"] == 1
     text = (out / "tiny_bicubic.md").read_text()
     assert "| ControlNet-SR |" in text and "SpaSemSR skipped" in text and "psnr_y ↑" in text
     assert "SpaSemSR skipped" in capsys.readouterr().err

@@ -63,8 +63,13 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """Short SHA-256 of the resolved config, recorded with every result and export."""
-    text = OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+    """Short SHA-256 of the resolved config without ``sampler``, recorded with every result and export.
+
+    It names what was trained: the inference knobs are recorded beside it in every result, so a
+    changed knob default neither hides behind nor fakes a different model.
+    """
+    trained = {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "sampler"}
+    text = OmegaConf.to_yaml(OmegaConf.create(trained), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

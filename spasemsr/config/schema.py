@@ -82,6 +82,7 @@ class SamplerConfig:
     cfg_scale: float = 1.0  # classifier-free guidance on the text conditions (1 = off)
     start_t: float = 1.0  # fraction of the schedule to start from; < 1 starts from the noised LR latent
     color_fix: str = "none"  # none | adain | wavelet
+    backproject: int = 0  # iterations of LR back-projection after decoding (0 = off); see diffusion/consistency.py
 
 
 @dataclass

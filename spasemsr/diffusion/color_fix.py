@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spasemsr.data.resize import bicubic_up
+
 COLOR_FIXES = ("none", "adain", "wavelet")
 
 
@@ -42,6 +44,6 @@ def color_fix(sr: Tensor, lr: Tensor, method: str) -> Tensor:
         raise ValueError(f"color_fix={method!r} is not one of {COLOR_FIXES}")
     if method == "none":
         return sr
-    reference = F.interpolate(lr, size=sr.shape[-2:], mode="bicubic", align_corners=False)
+    reference = bicubic_up(lr, sr.shape[-2:])
     fixed = adain(sr, reference) if method == "adain" else wavelet(sr, reference)
     return fixed.clamp(0, 1)

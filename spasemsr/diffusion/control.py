@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from diffusers import ControlNetModel, UNet2DConditionModel
 from torch import Tensor, nn
 
 from spasemsr.config.schema import SamplerConfig
+from spasemsr.data.resize import bicubic_up
 from spasemsr.guidance.conditions import Conditions
 
 
@@ -23,7 +23,7 @@ def controlnet_from_unet(unet: UNet2DConditionModel, embedding_channels: list[in
 
 def lr_condition(lr: Tensor, scale: int) -> Tensor:
     """The ControlNet's pixel condition: the LR image bicubically upsampled to HR size, in [-1, 1]."""
-    up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+    up = bicubic_up(lr, (lr.shape[-2] * scale, lr.shape[-1] * scale))
     return up.clamp(0, 1) * 2 - 1
 
 

@@ -26,9 +26,9 @@ from torch import Tensor
 from spasemsr.data.datasets import _keyed
 from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
 from spasemsr.data.images import ImageError, image_size, list_images, read_image
+from spasemsr.data.resize import bicubic_down
 from spasemsr.data.samples import SAMPLES, sample_paths
 from spasemsr.metrics.color import quantize_8bit
-from spasemsr.metrics.fidelity import bicubic_down
 from spasemsr.training.manifest import file_sha256
 
 LR_RECIPES = ("realesrgan", "bicubic")

@@ -1,8 +1,8 @@
 """The kodak5 benchmark: every shipped method under both LR recipes, one table per recipe.
 
 ``python -m spasemsr.evaluation.suite --out experiments/results [--steps N]`` evaluates bicubic, the DRM,
-the ControlNet-SR baseline and SpaSemSR from ``weights/tiny/`` on kodak5 with ``lr=realesrgan`` and
-``lr=bicubic``, writing ``<out>/kodak5_<lr>.md`` and ``.csv`` and each run's files under
+the ControlNet-SR baseline and SpaSemSR (each as shipped and raw) from ``weights/tiny/`` on kodak5 with
+``lr=realesrgan`` and ``lr=bicubic``, writing ``<out>/kodak5_<lr>.md`` and ``.csv`` and each run's files under
 ``<out>/kodak5_<lr>/<method>/``. A method whose weights folder is missing is skipped with a message on
 stderr and a line in the table file, never silently.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from spasemsr.evaluation.datasets import LR_RECIPES, EvalSet, bundled_set
@@ -19,13 +20,28 @@ from spasemsr.evaluation.table import protocol_notes, results_table, write_resul
 from spasemsr.training.ship import SHIPPED
 from spasemsr.utils.atomic import atomic_write_text
 
-METHODS: tuple[tuple[str, str, str, str | None], ...] = (
-    ("bicubic", "bicubic", "restorer", None),
-    ("drm", "DRM", "restorer", "drm/drm"),
-    ("controlnet_sr", "ControlNet-SR", "diffusion", "controlnet_sr"),
-    ("spasemsr", "SpaSemSR", "diffusion", "spasemsr"),
+RAW = {"color_fix": "none", "backproject": 0}
+"""Knobs of the bare model: its sample as decoded, without colour fix or back-projection (sampler=raw)."""
+
+
+@dataclass(frozen=True)
+class SuiteMethod:
+    folder: str  # under the results folder
+    label: str  # in the table
+    kind: str  # restorer | diffusion
+    weights: str | None  # folder under the shipped root, None for bicubic
+    knobs: dict = field(default_factory=dict)  # over the export's own sampler settings
+
+
+METHODS: tuple[SuiteMethod, ...] = (
+    SuiteMethod("bicubic", "bicubic", "restorer", None),
+    SuiteMethod("drm", "DRM", "restorer", "drm/drm"),
+    SuiteMethod("controlnet_sr_raw", "ControlNet-SR (raw)", "diffusion", "controlnet_sr", RAW),
+    SuiteMethod("controlnet_sr", "ControlNet-SR", "diffusion", "controlnet_sr"),
+    SuiteMethod("spasemsr_raw", "SpaSemSR (raw)", "diffusion", "spasemsr", RAW),
+    SuiteMethod("spasemsr", "SpaSemSR", "diffusion", "spasemsr"),
 )
-"""(folder under the results, label in the table, kind, weights folder under the shipped root or None)."""
+"""Every row of the tables; the diffusion models both as shipped (configs/sampler/consistent.yaml) and raw."""
 
 
 def _method(folder: str, kind: str, path: Path | None) -> str:
@@ -47,16 +63,18 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = S
     tables = {}
     for label, dataset in (sets or kodak5_sets()).items():
         rows, skipped = [], []
-        for folder, name, kind, sub in METHODS:
-            path = weights / sub if sub else None
+        for entry in METHODS:
+            path = weights / entry.weights if entry.weights else None
             if path is not None and not path.is_dir():
-                skipped.append(f"{name} skipped: {path} is missing (`make weights-tiny` builds the shipped weights)")
+                skipped.append(f"{entry.label} skipped: {path} is missing "
+                               "(`make weights-tiny` builds the shipped weights)")
                 print(f"{label}: {skipped[-1]}", file=sys.stderr)
                 continue
-            method = _method(folder, kind, path)
-            knobs = {"steps": steps} if steps and kind == "diffusion" else {}
-            print(f"{label}: evaluating {name} ({method})")
-            rows.append({"name": name, **evaluate(method, dataset, None, out / label / folder, knobs, device=device)})
+            method = _method(entry.folder, entry.kind, path)
+            knobs = {**entry.knobs, **({"steps": steps} if steps and entry.kind == "diffusion" else {})}
+            print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs})")
+            rows.append({"name": entry.label,
+                         **evaluate(method, dataset, None, out / label / entry.folder, knobs, device=device)})
         text = f"# {label}\n\n{results_table(rows)}\n{protocol_notes(rows)}" + "".join(f"- {s}\n" for s in skipped)
         atomic_write_text(out / f"{label}.md", text)
         write_results_csv(rows, out / f"{label}.csv")

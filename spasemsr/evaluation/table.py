@@ -11,8 +11,10 @@ import csv
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
+from spasemsr.config.schema import SamplerConfig
 from spasemsr.metrics.registry import METRICS, lower_better
 from spasemsr.utils.atomic import atomic_path
 
@@ -51,6 +53,15 @@ def results_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _knob_note(knobs: dict | None) -> str:
+    """Steps plus the knobs that differ from their neutral values, e.g. ', knobs steps=20 backproject=3'."""
+    if not knobs:
+        return ""
+    neutral = asdict(SamplerConfig())
+    moved = [f"{k}={v}" for k, v in knobs.items() if k == "steps" or (k in neutral and k != "seed" and v != neutral[k])]
+    return ", knobs " + " ".join(moved)
+
+
 def protocol_notes(rows: Sequence[dict]) -> str:
     """The lines that go under a table: each run's dataset hash, checkpoint and config, and every metric's variant."""
     lines = []
@@ -58,7 +69,8 @@ def protocol_notes(rows: Sequence[dict]) -> str:
         record = row["record"]
         data = record["dataset"]
         lines.append(f"- {_label(row)}: dataset {data['name']} (lr {data['lr']}, sha256 {data['hash'][:16]}), "
-                     f"ckpt {record['ckpt'][:16]}, config {record['config'] or 'n/a'}, seed {record['seed']}")
+                     f"ckpt {record['ckpt'][:16]}, config {record['config'] or 'n/a'}, seed {record['seed']}"
+                     + _knob_note(record.get("knobs")))
     variants = {name: spec["variant"] for row in rows for name, spec in row["protocol"]["metrics"].items()}
     lines += [f"- {variants[name]}" for name in _columns(rows) if name in variants]
     absent = sorted({name for row in rows for name in row["unavailable"]}, key=list(METRICS).index)

@@ -1,4 +1,4 @@
-"""Full-reference and LR-consistency metrics under the BasicSR convention, so our numbers sit beside published ones.
+"""Full-reference and LR-consistency metrics under BasicSR/pyiqa conventions, so our numbers sit beside published ones.
 
 Every function takes (B, 3, H, W) batches in [0, 1], evaluates the 8-bit image that would be saved
 (round(x * 255)), and returns one float64 score per image, shape (B,). Identical images give PSNR = inf
@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spasemsr.data.resize import bicubic_down
 from spasemsr.metrics.color import check_images, quantize_8bit, rgb_to_y
 
 _SSIM_WINDOW = 11
@@ -85,11 +86,15 @@ def _ssim_255(x: Tensor, y: Tensor) -> Tensor:
 
 
 def ssim_y(sr: Tensor, hr: Tensor, crop: int = 4) -> Tensor:
-    """SSIM on the Y channel with a border crop of `crop` pixels (Wang et al. 2004 constants, BasicSR's code path)."""
+    """SSIM on the Y channel with a border crop of `crop` pixels (Wang et al. 2004 constants and window).
+
+    Y is rounded to integers as MATLAB's ``rgb2ycbcr`` does on uint8 images and as pyiqa's ``ssim``
+    (what OSEDiff and SeeSR report) does; BasicSR's float path skips the rounding, ~1e-3 apart.
+    """
     sr255, hr255 = _prepared(sr, hr, crop, "ssim_y")
     if min(sr255.shape[-2:]) < _SSIM_WINDOW:
         raise ValueError(f"ssim_y: needs at least {_SSIM_WINDOW} pixels per side after the crop, got {sr255.shape}")
-    return _ssim_255(_y_255(sr255), _y_255(hr255))
+    return _ssim_255(_y_255(sr255).round(), _y_255(hr255).round())
 
 
 def ms_ssim(sr: Tensor, hr: Tensor, crop: int = 4) -> Tensor:
@@ -108,14 +113,6 @@ def ms_ssim(sr: Tensor, hr: Tensor, crop: int = 4) -> Tensor:
         sr255.float(), hr255.float(), data_range=255.0, reduction="none"
     )
     return scores.to(torch.float64)
-
-
-def bicubic_down(img: Tensor, scale: int) -> Tensor:
-    """Antialiased torch bicubic downscale by `scale` (align_corners=False): the degradation LR consistency assumes."""
-    height, width = img.shape[-2:]
-    return F.interpolate(
-        img, size=(height // scale, width // scale), mode="bicubic", antialias=True, align_corners=False
-    )
 
 
 def lr_consistency(sr: Tensor, lr: Tensor, scale: int = 4) -> Tensor:

@@ -64,11 +64,14 @@ _TORCHVISION_FILE = partial(WeightFile, "torchvision")
 
 _SPECS = (
     MetricSpec("psnr_y", "full_ref", False,
-               "psnr_y: Y of BT.601 YCbCr (unrounded), 8-bit inputs, border crop = scale, inf if identical (BasicSR)",
+               "psnr_y: Y of BT.601 YCbCr (unrounded), 8-bit inputs, border crop = scale, inf if identical (BasicSR; "
+               "= pyiqa psnr with test_y_channel, color_space=ycbcr; pyiqa's psnry preset (YIQ Y) reads "
+               "20*log10(255/219) = 1.32 dB lower)",
                "spasemsr", _with_crop(fidelity.psnr_y)),
     MetricSpec("ssim_y", "full_ref", False,
-               "ssim_y: Y of BT.601 YCbCr (unrounded), 8-bit, border crop = scale, 11x11 Gaussian sigma 1.5, "
-               "float64 on 0-255 (BasicSR)", "spasemsr", _with_crop(fidelity.ssim_y)),
+               "ssim_y: Y of BT.601 YCbCr rounded to integers (MATLAB uint8 rgb2ycbcr), 8-bit, border crop = scale, "
+               "11x11 Gaussian sigma 1.5, float64 on 0-255 (= pyiqa ssim; BasicSR's unrounded Y differs by ~1e-3)",
+               "spasemsr", _with_crop(fidelity.ssim_y)),
     MetricSpec("psnr_rgb", "full_ref", False,
                "psnr_rgb: one MSE over R, G, B, 8-bit, border crop = scale", "spasemsr", _with_crop(fidelity.psnr_rgb)),
     MetricSpec("ms_ssim", "full_ref", False,

@@ -11,15 +11,16 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from spasemsr.data.resize import bicubic_up
 
 Restorer = Callable[[Tensor], Tensor]
 
 
 def bicubic_upscale(lr: Tensor, scale: int = 4) -> Tensor:
     """The floor every SR method must beat: torch bicubic (align_corners=False), clamped to [0, 1]."""
-    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+    return bicubic_up(lr, (lr.shape[-2] * scale, lr.shape[-1] * scale)).clamp(0, 1)
 
 
 def _bicubic(path: str | Path | None, scale: int, device: str) -> Restorer:

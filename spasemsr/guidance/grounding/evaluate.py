@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_iou
 
 from spasemsr.data.images import read_image
+from spasemsr.data.resize import bicubic_down, bicubic_up
 from spasemsr.data.samples import SAMPLES, SPLITS, sample_paths
 from spasemsr.guidance.grounding import load_grounder
 from spasemsr.guidance.grounding.annotations import BUNDLED_ANNOTATIONS, load_annotations
@@ -61,9 +61,7 @@ def degrade(image: Tensor, condition: str) -> Tensor:
     if condition == "clean":
         return image
     if condition == "bicubic_x4":
-        height, width = image.shape[-2:]
-        low = F.interpolate(image, size=(height // 4, width // 4), mode="bicubic", antialias=True, align_corners=False)
-        return F.interpolate(low, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+        return bicubic_up(bicubic_down(image, 4), image.shape[-2:]).clamp(0, 1)
     raise ValueError(f"unknown condition {condition!r}; expected 'clean' or 'bicubic_x4'")
 
 
