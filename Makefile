@@ -4,9 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TRAIN_STEPS ?= 0
+ABLATE_BUDGET ?= full
+ABLATE_OUT ?= experiments/results
+ABLATE_RUNS ?= runs/ablation
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint weights-tiny eval tensorboard clean
+.PHONY: install demo test lint weights-tiny eval ablate tensorboard clean
 
 install: $(STAMP)  ## create .venv with the pinned requirements and spasemsr (editable)
 
@@ -32,6 +35,10 @@ weights-tiny: install  ## train every tiny component in order (resumable) and sh
 
 eval: install  ## kodak5 table (bicubic, DRM, ControlNet-SR, SpaSemSR; Real-ESRGAN and bicubic LR) -> experiments/results
 	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS))
+
+ablate: install  ## ablation table (experiments/ablation.yaml); resumable; ABLATE_BUDGET=smoke|full
+	$(BIN)/spasemsr ablate --experiment experiments/ablation.yaml --budget $(ABLATE_BUDGET) --out $(ABLATE_OUT) \
+		--runs $(ABLATE_RUNS)
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir runs --host 127.0.0.1

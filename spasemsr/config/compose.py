@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -52,12 +52,12 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     """Check ``cfg`` against the schema and return it typed, with interpolations resolved."""
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     model = cfg.pop("model", None) if "model" in cfg else None
-    typed = _merge_into(Config, cfg, "")
+    typed = typed_merge(Config, cfg, "")
     if model is not None:
         name = model.get("name")
         if name not in TASKS:
             raise ConfigError(f"model.name={name!r} is not a task; valid: {sorted(TASKS)}")
-        typed.model = _merge_into(TASKS[name][0], model, "model")
+        typed.model = typed_merge(TASKS[name][0], model, "model")
     OmegaConf.resolve(typed)
     return typed
 
@@ -99,7 +99,8 @@ def _load_group(group: str, option: str, near: Path) -> DictConfig:
     raise ConfigError(f"no option {option!r} for config group {group!r}; valid: {options}")
 
 
-def _merge_into(schema: type, cfg: DictConfig, prefix: str) -> DictConfig:
+def typed_merge(schema: type, cfg: DictConfig, prefix: str) -> DictConfig:
+    """``cfg`` merged onto dataclass ``schema``; an unknown key or bad value is a ConfigError naming the valid keys."""
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), cfg)
     except ConfigKeyError as err:
@@ -114,19 +115,19 @@ def _merge_into(schema: type, cfg: DictConfig, prefix: str) -> DictConfig:
 
 
 def _schema_at(schema: type, parts: list[str]) -> type | None:
-    for part in parts:
-        match = [f for f in fields(schema) if f.name == part]
-        if not match:
+    """The dataclass at dotted ``parts`` below ``schema``; a ``dict[str, X]`` field consumes one key and gives X."""
+    pending = list(parts)
+    while pending:
+        hints = get_type_hints(schema)
+        kind = hints.get(pending.pop(0))
+        if kind is None:
             return None
-        kind = match[0].type
-        schema = _resolve_type(schema, kind)
-        if schema is None or not is_dataclass(schema):
+        if get_origin(kind) is dict:
+            if not pending:
+                return None
+            pending.pop(0)
+            kind = get_args(kind)[1]
+        if not is_dataclass(kind):
             return None
+        schema = kind
     return schema
-
-
-def _resolve_type(owner: type, annotation: Any) -> type | None:
-    if isinstance(annotation, str):
-        import sys
-        return getattr(sys.modules[owner.__module__], annotation, None)
-    return annotation

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -79,6 +79,19 @@ class EvalSet:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def head(self, images: int = 0, crop: int = 0) -> EvalSet:
+        """The first ``images`` entries (0: all), each HR cut top-left to at most ``crop`` pixels a side (0: whole).
+
+        A quick subset for smoke runs; the new size enters each recipe, so the hash tells it apart.
+        """
+        entries = self.entries[:images] if images else self.entries
+        if crop:
+            if crop % self.scale or any(e.lr_path is not None for e in entries):
+                raise ValueError(f"{self.name}: crop={crop} needs LRs made in code and a multiple of x{self.scale}")
+            entries = tuple(replace(e, hr_size=(min(e.hr_size[0], crop), min(e.hr_size[1], crop)),
+                                    recipe=f"{e.recipe};cut top-left to {crop}") for e in entries)
+        return replace(self, entries=tuple(entries))
 
     def __iter__(self) -> Iterator[EvalImage]:
         return (self._load(entry) for entry in self.entries)

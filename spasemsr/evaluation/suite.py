@@ -16,9 +16,8 @@ from pathlib import Path
 
 from spasemsr.evaluation.datasets import LR_RECIPES, EvalSet, bundled_set
 from spasemsr.evaluation.runner import evaluate
-from spasemsr.evaluation.table import protocol_notes, results_table, write_results_csv
+from spasemsr.evaluation.table import write_tables
 from spasemsr.training.ship import SHIPPED
-from spasemsr.utils.atomic import atomic_write_text
 
 RAW = {"color_fix": "none", "backproject": 0}
 """Knobs of the bare model: its sample as decoded, without colour fix or back-projection (sampler=raw)."""
@@ -75,9 +74,7 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = S
             print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs})")
             rows.append({"name": entry.label,
                          **evaluate(method, dataset, None, out / label / entry.folder, knobs, device=device)})
-        text = f"# {label}\n\n{results_table(rows)}\n{protocol_notes(rows)}" + "".join(f"- {s}\n" for s in skipped)
-        atomic_write_text(out / f"{label}.md", text)
-        write_results_csv(rows, out / f"{label}.csv")
+        write_tables(rows, out / label, title=label, footer=skipped)
         tables[label] = rows
     return tables
 

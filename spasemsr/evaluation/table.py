@@ -16,7 +16,7 @@ from pathlib import Path
 
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.metrics.registry import METRICS, lower_better
-from spasemsr.utils.atomic import atomic_path
+from spasemsr.utils.atomic import atomic_path, atomic_write_text
 
 
 def _label(row: dict) -> str:
@@ -35,21 +35,52 @@ def _best(rows: Sequence[dict], metric: str) -> float | None:
     return min(values) if lower_better(metric) else max(values)
 
 
-def results_table(rows: Sequence[dict]) -> str:
-    """A Markdown table: one line per run, one column per metric (↑ higher / ↓ lower is better), best in bold."""
-    columns = _columns(rows)
+def _cells(rows: Sequence[dict], columns: list[str], bold: str) -> list[list[str]]:
+    """Each row's values to 4 significant digits, ``n/a`` where not scored, the best per column in ``bold``."""
     best = {metric: _best(rows, metric) for metric in columns}
-    lines = [
-        "| method | " + " | ".join(f"{m} {'↓' if lower_better(m) else '↑'}" for m in columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
+    table = []
     for row in rows:
         cells = []
         for metric in columns:
             value = row["means"].get(metric)
             text = "n/a" if value is None else f"{value:.4g}"
-            cells.append(f"**{text}**" if value is not None and value == best[metric] else text)
+            cells.append(bold.format(text) if value is not None and value == best[metric] else text)
+        table.append(cells)
+    return table
+
+
+def results_table(rows: Sequence[dict]) -> str:
+    """A Markdown table: one line per run, one column per metric (↑ higher / ↓ lower is better), best in bold."""
+    columns = _columns(rows)
+    lines = [
+        "| method | " + " | ".join(f"{m} {'↓' if lower_better(m) else '↑'}" for m in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for row, cells in zip(rows, _cells(rows, columns, "**{}**"), strict=True):
         lines.append(f"| {_label(row)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_TEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX_SPECIAL.get(c, c) for c in text).replace("~", r"\textasciitilde{}")
+
+
+def latex_table(rows: Sequence[dict]) -> str:
+    """The same table for a paper: booktabs rules, $\\uparrow$/$\\downarrow$ per metric, best in \\textbf."""
+    columns = _columns(rows)
+    arrows = [r"$\downarrow$" if lower_better(m) else r"$\uparrow$" for m in columns]
+    lines = [
+        r"\begin{tabular}{l" + "r" * len(columns) + "}",
+        r"\toprule",
+        "Method & " + " & ".join(f"{_tex(m)} {a}" for m, a in zip(columns, arrows, strict=True)) + r" \\",
+        r"\midrule",
+    ]
+    for row, cells in zip(rows, _cells(rows, columns, r"\textbf{{{}}}"), strict=True):
+        lines.append(f"{_tex(_label(row))} & " + " & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
@@ -92,3 +123,12 @@ def write_results_csv(rows: Sequence[dict], path: str | Path) -> None:
             writer.writerow([_label(row), *means, record["dataset"]["name"], record["dataset"]["lr"],
                              record["dataset"]["hash"],
                              record["ckpt"], record["config"] or "", record["seed"], json.dumps(record["knobs"])])
+
+
+def write_tables(rows: Sequence[dict], stem: str | Path, title: str, footer: Sequence[str] = ()) -> None:
+    """``<stem>.md`` (table, protocol notes, ``footer`` lines), ``<stem>.csv`` and ``<stem>.tex``, atomically."""
+    stem = Path(stem)
+    notes = protocol_notes(rows) + "".join(f"- {line}\n" for line in footer)
+    atomic_write_text(stem.with_suffix(".md"), f"# {title}\n\n{results_table(rows)}\n{notes}")
+    write_results_csv(rows, stem.with_suffix(".csv"))
+    atomic_write_text(stem.with_suffix(".tex"), latex_table(rows))

@@ -1,0 +1,95 @@
+"""`make ablate`: the smoke budget end to end, resume by skipping complete variants, and spec validation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from spasemsr.ablation.runner import run_ablation, variant_config
+from spasemsr.ablation.spec import load_spec
+from spasemsr.config import ConfigError, config_hash
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENT = REPO / "experiments" / "ablation.yaml"
+PAPER_VARIANTS = ["full", "wo_spatial", "wo_box_encoder", "wo_text", "wo_deg_text", "wo_img", "wo_sem", "wo_l_vae",
+                  "wo_l_sem", "fusion_sum", "fusion_concat", "baseline"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, Path]:
+    """`make ablate ABLATE_BUDGET=smoke` into a temporary results and runs folder (the real command)."""
+    root = tmp_path_factory.mktemp("ablate")
+    out, runs = root / "results", root / "runs"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run(["make", "-s", "ablate", "ABLATE_BUDGET=smoke", f"ABLATE_OUT={out}", f"ABLATE_RUNS={runs}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, runs
+
+
+def test_smoke_ablation_trains_and_tabulates_every_variant(smoke):
+    out, runs = smoke
+    spec = load_spec(EXPERIMENT)
+    assert list(spec.variants) == PAPER_VARIANTS
+    labels = [variant.label for variant in spec.variants.values()]
+    with (out / "ablation_smoke.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["method"] for row in rows] == labels
+    assert all(float(row["psnr_y"]) > 5 and row["ckpt"] and row["config"] and row["dataset_hash"] for row in rows)
+    assert len({row["ckpt"] for row in rows}) == len(rows)  # twelve different trained models
+    markdown = (out / "ablation_smoke.md").read_text()
+    assert "psnr_y ↑" in markdown and "**" in markdown and all(f"| {label} |" in markdown for label in labels)
+    tex = (out / "ablation_smoke.tex").read_text()
+    assert "\\toprule" in tex and "$\\uparrow$" in tex and "\\textbf{" in tex and "w/o E\\_img" in tex
+    for name in PAPER_VARIANTS:
+        record = json.loads((out / "ablation_smoke" / f"{name}.json").read_text())
+        assert record["ablation"]["steps"] == 2 and record["record"]["knobs"]["backproject"] == 0
+        assert (runs / "smoke" / name / "tb").is_dir() and (runs / "smoke" / name / "eval" / "tb").is_dir()
+    # each variant's config differs from the full model's exactly by its overrides
+    full = variant_config(spec, "full", "smoke", runs)
+    for name in ("wo_spatial", "wo_img", "fusion_concat"):
+        cfg = variant_config(spec, name, "smoke", runs)
+        for override in spec.variants[name].overrides:
+            key, value = override.split("=")
+            assert str(OmegaConf.select(cfg, key)).lower() == value and OmegaConf.select(full, key) != value
+
+
+def test_a_rerun_skips_complete_variants_and_redoes_a_lost_one(smoke, capsys):
+    out, runs = smoke
+    record = out / "ablation_smoke" / "wo_sem.json"
+    kept = (out / "ablation_smoke" / "full.json").stat().st_mtime_ns
+    record.unlink()  # as if the run had been killed before wo_sem's evaluation finished
+    rows = run_ablation(EXPERIMENT, "smoke", out, runs, only=["full", "wo_sem"])
+    printed = capsys.readouterr().out
+    assert "full is complete" in printed and "training wo_sem" in printed
+    assert (out / "ablation_smoke" / "full.json").stat().st_mtime_ns == kept and record.is_file()
+    assert [row["ablation"]["variant"] for row in rows] == ["full", "wo_sem"]
+
+
+def test_a_changed_variant_is_not_resumed_from_the_old_run(smoke, tmp_path):
+    out, runs = smoke
+    changed = tmp_path / "ablation.yaml"
+    text = EXPERIMENT.read_text().replace("overrides: [model.visual.use_img=false]",
+                                          "overrides: [model.visual.use_img=false, model.visual.width=16]")
+    changed.write_text(text)
+    assert config_hash(variant_config(load_spec(changed), "wo_img", "smoke", runs)) != config_hash(
+        variant_config(load_spec(EXPERIMENT), "wo_img", "smoke", runs))
+    with pytest.raises(ConfigError, match="holds a run of another config.*--rerun wo_img"):
+        run_ablation(changed, "smoke", out, runs, only=["wo_img"])
+
+
+def test_the_experiment_file_is_validated(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXPERIMENT.read_text().replace("  wo_img: {label:", "  wo_img: {lable:"))
+    with pytest.raises(ConfigError, match="lable.*valid keys here: \\['config', 'label', 'overrides'\\]"):
+        load_spec(bad)
+    with pytest.raises(ConfigError, match="unknown budget 'huge'; valid: \\['full', 'smoke'\\]"):
+        run_ablation(EXPERIMENT, "huge", tmp_path, tmp_path)
+    with pytest.raises(ConfigError, match="unknown variant\\(s\\) \\['wo_magic'\\]"):
+        run_ablation(EXPERIMENT, "smoke", tmp_path, tmp_path, only=["wo_magic"])
