@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,14 @@ from spasemsr.diffusion.sampler import DDIMSampler
 from spasemsr.guidance.conditions import Conditions
 
 Conditioner = Callable[[Tensor], Conditions]  # padded LR (B, 3, h, w) in [0, 1] -> conditions
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An LR batch and its conditions (computed on the LR padded to the pipeline's multiple)."""
+
+    lr: Tensor
+    conditions: Conditions
 
 
 class SRPipeline:
@@ -47,12 +55,19 @@ class SRPipeline:
         return hr_multiple // math.gcd(hr_multiple, self.scale)
 
     @torch.no_grad()
-    def __call__(self, lr: Tensor, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
-        """LR (B, 3, h, w) in [0, 1] → SR (B, 3, scale·h, scale·w) in [0, 1]."""
+    def prepare(self, lr: Tensor) -> Prepared:
+        """The knob-independent part of a call: pad the LR and compute its conditions (grounding, text, E_img/E_sem).
+
+        Sweeps prepare each image once and sample it under many knob settings.
+        """
+        return Prepared(lr, self.conditioner(_pad_to_multiple(lr, self.multiple)))
+
+    @torch.no_grad()
+    def sample(self, prepared: Prepared, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
+        """SR (B, 3, scale·h, scale·w) in [0, 1] of a prepared LR under ``knobs`` (default: the pipeline's)."""
         knobs = knobs or self.sampler
+        lr, cond = prepared.lr, prepared.conditions
         b, _, h, w = lr.shape
-        padded = _pad_to_multiple(lr, self.multiple)
-        cond = self.conditioner(padded)
         if knobs.cfg_scale != 1.0:
             cond = cond.unconditional(self.net.null_text).cat(cond)
         factor = vae_downscale(self.backbone.vae)
@@ -71,6 +86,10 @@ class SRPipeline:
         latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
         sr = decode(self.backbone.vae, latents)[:, :, : h * self.scale, : w * self.scale]
         return back_project(color_fix(sr, lr, knobs.color_fix), lr, self.scale, knobs.backproject)
+
+    def __call__(self, lr: Tensor, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
+        """LR (B, 3, h, w) in [0, 1] → SR (B, 3, scale·h, scale·w) in [0, 1]."""
+        return self.sample(self.prepare(lr), generator, knobs)
 
 
 def _pad_to_multiple(image: Tensor, multiple: int) -> Tensor:

@@ -22,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf
 from spasemsr.ablation.spec import AblationSpec, Budget, load_spec
 from spasemsr.config import ConfigError, config_hash, load_config
 from spasemsr.config.compose import CONFIGS_ROOT
-from spasemsr.evaluation.datasets import load_eval_set
 from spasemsr.evaluation.runner import evaluate
 from spasemsr.evaluation.table import write_tables
 from spasemsr.utils.atomic import atomic_write_text
@@ -74,9 +73,8 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
     _check_run_folder(folder, cfg_hash, name)
     print(f"ablation: training {name} ({spec.variants[name].label}) -> {folder}")
     export = train(cfg)
-    dataset = load_eval_set(plan.eval.data, degrade=plan.eval.lr, scale=cfg.data.scale)
-    dataset = dataset.head(plan.eval.images, plan.eval.crop)
-    result = evaluate(str(export), dataset, plan.eval.metrics, folder / "eval", plan.eval.knobs, seed=spec.seed)
+    result = evaluate(str(export), plan.eval.dataset(cfg.data.scale), plan.eval.metrics, folder / "eval",
+                      plan.eval.knobs, seed=spec.seed)
     manifest = json.loads((export / "manifest.json").read_text())
     result = {"name": spec.variants[name].label, **result, "ablation": {
         "variant": name, "budget": budget, "config_hash": cfg_hash, "eval": asdict(plan.eval),

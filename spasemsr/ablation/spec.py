@@ -12,18 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from spasemsr.config.compose import ConfigError, typed_merge
-
-
-@dataclass
-class EvalBudget:
-    """How each variant is scored: the protocol's set, optionally a quick subset, and the sampler knobs."""
-
-    data: str = "kodak5"  # kodak5 | hr_folder:DIR
-    lr: str = "realesrgan"  # LR recipe of generated sets
-    images: int = 0  # first N images (0 = all)
-    crop: int = 0  # cut each HR top-left to this side (0 = whole image)
-    metrics: list[str] | None = None  # None = the protocol's defaults
-    knobs: dict = field(default_factory=dict)  # sampler knobs over each export's own settings
+from spasemsr.evaluation.spec import EvalSpec
 
 
 @dataclass
@@ -31,7 +20,7 @@ class Budget:
     """One preset: training overrides applied to every variant, and the evaluation."""
 
     train: list[str] = field(default_factory=list)
-    eval: EvalBudget = field(default_factory=EvalBudget)
+    eval: EvalSpec = field(default_factory=EvalSpec)
 
 
 @dataclass
