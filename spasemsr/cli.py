@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 DEFAULT_MODEL = "weights/tiny/spasemsr"  # the shipped tiny SpaSemSR
-NOT_YET = {"sweep": 6, "figures": 8}
+NOT_YET = {"figures": 8}
+DEFAULT_PRESETS = "experiments/results/pd_sweep_front.json"  # the shipped model's exported front
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -35,8 +36,15 @@ def _upscale(args: argparse.Namespace) -> int:
               "controlnet_sr or spasemsr run), or build the shipped tiny weights with `make weights-tiny`",
               file=sys.stderr)
         return 2
+    knobs = None
+    if args.preset:
+        from spasemsr.evaluation.runner import weights_sha256
+        from spasemsr.sweep.front import preset_knobs
+
+        knobs = preset_knobs(local_path(args.presets), args.preset, weights_sha256(ckpt))
+        print(f"preset {args.preset}: {knobs}")
     failures = upscale_files(args.inputs, Path(args.out), ckpt, steps=args.steps, seed=args.seed,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, knobs=knobs)
     return 1 if failures else 0
 
 
@@ -83,6 +91,24 @@ def _ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from spasemsr.sweep import runner
+
+    if args.export:
+        record = runner.export_front(args.storage, args.study, args.out, args.experiment)
+        print(f"front of {args.study}: {len(record['front'])} trials; presets "
+              + "; ".join(f"{k}: {v['knobs']}" for k, v in record["presets"].items()))
+    elif args.compare:
+        summary = runner.compare_models(args.experiment, args.storage, args.study, args.n_trials, args.out,
+                                        args.device)
+        print(f"hypervolumes ({args.n_trials} trials each): {summary['hypervolume']}")
+    else:
+        done = runner.run_sweep(args.experiment, args.storage, args.study, args.n_trials, args.workers, args.model,
+                                args.device, args.tensorboard or f"runs/sweeps/{args.study}/tb", args.worker_index)
+        print(f"study {args.study}: {done} complete trials in {args.storage}")
+    return 0
+
+
 def _not_yet(verb: str) -> int:
     print(f"spasemsr {verb}: not implemented yet (tracked in issue #{NOT_YET[verb]})", file=sys.stderr)
     return 2
@@ -106,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--steps", type=int, help="sampler steps (default: the model's config)")
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    up.add_argument("--preset", choices=["fidelity", "balance", "perception"],
+                    help="knobs of a point on the model's swept PD front")
+    up.add_argument("--presets", default=DEFAULT_PRESETS, help="exported front holding the presets")
     up.set_defaults(func=_upscale)
 
     ev = verbs.add_parser("evaluate", help="score a method on a set under the declared protocol (DESIGN.md §5)")
@@ -137,8 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--rerun", help="comma-separated variants (or all) to retrain afresh, e.g. after a code change")
     ab.set_defaults(func=_ablate)
 
+    from spasemsr.sweep import DEFAULT_STORAGE
+
+    sw = verbs.add_parser("sweep", help="Optuna perception-distortion sweep over the knobs of one checkpoint")
+    sw.add_argument("--experiment", default="experiments/pd_sweep.yaml", help="the sweep file")
+    sw.add_argument("--storage", default=DEFAULT_STORAGE,
+                    help="sqlite:///FILE, any SQLAlchemy URL (postgresql+psycopg2://...), or journal:FILE")
+    sw.add_argument("--study", default="pd_sweep", help="study name in the storage")
+    sw.add_argument("--n-trials", type=int, default=24, help="complete trials the study should hold")
+    sw.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    sw.add_argument("--worker-index", type=int, default=0,
+                    help="first worker's sampler-seed offset; give each machine sharing a study its own range")
+    sw.add_argument("--model", help="export folder to sweep (default: the file's model)")
+    sw.add_argument("--device", default="cpu")
+    sw.add_argument("--tensorboard", help="hparams rows per trial (default: runs/sweeps/STUDY/tb)")
+    sw.add_argument("--export", action="store_true", help="write the study's Pareto front and presets to --out")
+    sw.add_argument("--compare", action="store_true",
+                    help="sweep every `compare` model of the file with --n-trials each; hypervolumes to --out")
+    sw.add_argument("--out", default="experiments/results", help="folder for --export and --compare files")
+    sw.set_defaults(func=_sweep)
+
     helps = {
-        "sweep": "Optuna perception-distortion sweep",
         "figures": "render paper figures from results",
     }
     for verb, text in helps.items():

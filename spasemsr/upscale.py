@@ -12,13 +12,20 @@ from pathlib import Path
 import torch
 
 from spasemsr.data.images import ImageError, read_image, write_image
+from spasemsr.evaluation.runner import knob_overrides
 from spasemsr.loading import load_pipeline
+from spasemsr.pipeline import sampler_settings
 
 
 def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = None, seed: int = 0,
-                  overwrite: bool = False, device: str = "cpu") -> list[str]:
-    """Upscale every input into ``out/<stem>.png``; return the inputs that failed (with reasons printed)."""
-    pipeline = load_pipeline(ckpt, device=device, steps=steps)
+                  overwrite: bool = False, device: str = "cpu", knobs: dict | None = None) -> list[str]:
+    """Upscale every input into ``out/<stem>.png``; return the inputs that failed (with reasons printed).
+
+    ``knobs`` (e.g. a sweep preset) override the model's sampler settings; ``steps`` overrides both.
+    """
+    pipeline = load_pipeline(ckpt, device=device)
+    overrides = knob_overrides(knobs or {}) | ({"steps": steps} if steps is not None else {})
+    pipeline.sampler = sampler_settings(pipeline.sampler, **overrides)
     failures = []
     for name in inputs:
         target = out / f"{Path(name).stem}.png"

@@ -186,11 +186,11 @@ def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_d
     }
     _write_csv(out_dir / "metrics.csv", scoring, per_image)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
-    _write_hparams(out_dir / "tb", method, runner.knobs, result["means"])
+    write_hparams(out_dir / "tb", method, runner.knobs, result["means"])
     return result
 
 
-def _write_hparams(folder: Path, method: str, knobs: dict | None, means: dict[str, float]) -> None:
+def write_hparams(folder: Path, method: str, knobs: dict | None, means: dict[str, float]) -> None:
     """One TensorBoard HPARAMS row (knobs → mean metrics), so every evaluated PD point shows up there."""
     from torch.utils.tensorboard import SummaryWriter
 

@@ -1,0 +1,4 @@
+"""``spasemsr sweep``: the perception-distortion front of one checkpoint, as a plain Optuna study."""
+
+DEFAULT_STORAGE = "sqlite:///runs/sweeps/optuna.db"
+"""Where studies go unless ``--storage`` names another URL (relative to the working directory)."""

@@ -1,0 +1,151 @@
+"""Run sweep workers against one study, export its Pareto front and presets, compare models by hypervolume.
+
+A study is a plain Optuna study in the storage a URL names (``storage.py``): workers anywhere that reach
+it share its trials. ``n_trials`` is the study's total of complete trials; a worker stops once the study
+holds that many (workers finishing together may add up to K-1 more), so rerunning a killed sweep
+tops it up: complete trials are kept and the killed one is re-run with the same knobs.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from spasemsr.config.compose import ConfigError
+from spasemsr.sweep.front import front_rows, hypervolume_2d, presets
+from spasemsr.sweep.spec import SweepSpec, load_sweep_spec
+from spasemsr.sweep.storage import open_storage, requeue_dead_local_trials
+from spasemsr.utils.atomic import atomic_write_text
+
+
+def make_sampler(spec: SweepSpec, worker_index: int = 0) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler the file names (NSGA-II by default), seeded with ``sampler.seed + worker_index``.
+
+    Workers sharing a study need different indices: equal seeds propose equal knobs (the same trial twice).
+    """
+    s, seed = spec.sampler, spec.sampler.seed + worker_index
+    if s.name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
+    if s.name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def open_study(spec: SweepSpec, storage: str, name: str, objectives: tuple[str, str], model: str,
+               worker_index: int = 0) -> optuna.Study:
+    """Create or load the study; a loaded one must have the same objectives and model checkpoint."""
+    from spasemsr.evaluation.runner import weights_sha256
+    from spasemsr.sweep.objective import directions
+
+    study = optuna.create_study(storage=open_storage(storage, spec.liveness), study_name=name,
+                                directions=directions(objectives), sampler=make_sampler(spec, worker_index),
+                                load_if_exists=True)
+    identity = {"objectives": list(objectives), "ckpt": weights_sha256(Path(model)), "model": model}
+    for key, value in identity.items():
+        known = study.user_attrs.get(key)
+        if known is None:
+            study.set_user_attr(key, value)
+        elif known != value:
+            raise ConfigError(f"study {name!r} in {storage} has {key}={known!r}, this sweep has {value!r}; "
+                              "use another --study name")
+    return study
+
+
+def completed(study: optuna.Study) -> int:
+    """Number of complete trials."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def run_worker(experiment: str, storage: str, name: str, n_trials: int, model: str | None = None,
+               device: str = "cpu", tensorboard: str | None = None, worker_index: int = 0) -> int:
+    """One worker: load the model and conditions once, then run trials until the study has ``n_trials``."""
+    from spasemsr.sweep.objective import SweepObjective
+
+    spec = load_sweep_spec(experiment)
+    if model:
+        spec.model = model
+    objective = SweepObjective(spec, device, Path(tensorboard) if tensorboard else None)
+    study = open_study(spec, storage, name, objective.objectives, spec.model, worker_index)
+    requeued = requeue_dead_local_trials(study, spec.liveness)
+    if requeued:
+        print(f"sweep {name}: trials {requeued} of dead workers failed and queued again")
+    if completed(study) < n_trials:
+        study.optimize(objective, callbacks=[MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,))])
+    return completed(study)
+
+
+def run_sweep(experiment: str, storage: str, name: str, n_trials: int, workers: int = 1, model: str | None = None,
+              device: str = "cpu", tensorboard: str | None = None, first_index: int = 0) -> int:
+    """``workers`` processes (spawned; 1 runs here) against one study; returns its number of complete trials.
+
+    Worker ``i`` seeds its sampler with ``sampler.seed + first_index + i``; give workers on other machines
+    other ``first_index`` values (``--worker-index``).
+    """
+    args = (experiment, storage, name, n_trials, model, device, tensorboard)
+    if workers <= 1:
+        return run_worker(*args, first_index)
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=run_worker, args=(*args, first_index + i)) for i in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = [p.exitcode for p in processes if p.exitcode]
+    if failed:
+        raise RuntimeError(f"sweep {name}: {len(failed)} of {workers} workers exited with {failed}")
+    study = optuna.load_study(study_name=name, storage=open_storage(storage, load_sweep_spec(experiment).liveness))
+    return completed(study)
+
+
+def export_front(storage: str, name: str, out: str | Path, experiment: str) -> dict:
+    """Write ``<out>/<study>_front.csv`` and ``.json`` (front, presets, study identity); return the JSON."""
+    spec = load_sweep_spec(experiment)
+    study = optuna.load_study(study_name=name, storage=open_storage(storage, spec.liveness))
+    objectives = study.user_attrs["objectives"]
+    rows = front_rows(study)
+    if not rows:
+        raise ValueError(f"study {name!r} has no complete trial to export")
+    record = {"study": name, "storage": storage, "model": study.user_attrs["model"],
+              "ckpt": study.user_attrs["ckpt"], "objectives": objectives, "complete_trials": completed(study),
+              "front": rows, "presets": presets(rows, objectives)}
+    out = Path(out)
+    atomic_write_text(out / f"{name}_front.json", json.dumps(record, indent=2))
+    knobs = sorted({k for row in rows for k in row["knobs"]})
+    metrics = sorted({k for row in rows for k in row["metrics"]})
+    lines = [",".join(["trial", *knobs, *metrics])]
+    for row in rows:
+        lines.append(",".join([str(row["trial"]), *(str(row["knobs"].get(k, "")) for k in knobs),
+                               *(repr(row["metrics"].get(k, "")) for k in metrics)]))
+    atomic_write_text(out / f"{name}_front.csv", "\n".join(lines) + "\n")
+    return record
+
+
+def compare_models(experiment: str, storage: str, name: str, n_trials: int, out: str | Path,
+                   device: str = "cpu") -> dict:
+    """The same sweep (same trials budget, seed, set) on every ``compare`` model; hypervolumes into a summary."""
+    spec = load_sweep_spec(experiment)
+    if not spec.compare:
+        raise ConfigError(f"{experiment}: `compare` names no models")
+    reference = tuple(spec.hv_reference)
+    summary: dict = {"trials_per_model": n_trials, "reference_point": list(reference), "hypervolume": {},
+                     "models": {}}
+    for key, model in spec.compare.items():
+        study_name = f"{name}-{key}"
+        run_worker(experiment, storage, study_name, n_trials, model=model, device=device)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage, spec.liveness))
+        rows = front_rows(study)
+        objectives = study.user_attrs["objectives"]
+        summary["objectives"] = objectives
+        summary["hypervolume"][key] = hypervolume_2d(rows, objectives, reference)
+        summary["models"][key] = {"model": model, "ckpt": study.user_attrs["ckpt"], "study": study_name,
+                                  "complete_trials": completed(study), "front_size": len(rows)}
+    summary["eval"] = {"data": spec.eval.data, "lr": spec.eval.lr, "images": spec.eval.images, "crop": spec.eval.crop,
+                       "fixed_knobs": spec.eval.knobs, "space": sorted(spec.space), "seed": spec.seed,
+                       "sampler": spec.sampler.name}
+    atomic_write_text(Path(out) / "sweep_summary.json", json.dumps(summary, indent=2))
+    return summary
