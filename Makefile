@@ -7,9 +7,12 @@ DEMO_TRAIN_STEPS ?= 0
 ABLATE_BUDGET ?= full
 ABLATE_OUT ?= experiments/results
 ABLATE_RUNS ?= runs/ablation
+SWEEP_STORAGE ?= sqlite:///runs/sweeps/optuna.db
+SWEEP_STUDY ?= pd_sweep
+SWEEP_TRIALS ?= 24
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint weights-tiny eval ablate tensorboard clean
+.PHONY: install demo test lint weights-tiny eval ablate sweep dashboard tensorboard clean
 
 install: $(STAMP)  ## create .venv with the pinned requirements and spasemsr (editable)
 
@@ -34,11 +37,19 @@ weights-tiny: install  ## train every tiny component in order (resumable) and sh
 	$(BIN)/python -m spasemsr.training.ship
 
 eval: install  ## kodak5 table (bicubic, DRM, ControlNet-SR, SpaSemSR; Real-ESRGAN and bicubic LR) -> experiments/results
-	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS))
+	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS)) \
+		$(if $(EVAL_RESCORE),--rescore)
 
 ablate: install  ## ablation table (experiments/ablation.yaml); resumable; ABLATE_BUDGET=smoke|full
 	$(BIN)/spasemsr ablate --experiment experiments/ablation.yaml --budget $(ABLATE_BUDGET) --out $(ABLATE_OUT) \
 		--runs $(ABLATE_RUNS)
+
+sweep: install  ## PD sweep of the shipped SpaSemSR (experiments/pd_sweep.yaml), then its front + upscale presets
+	$(BIN)/spasemsr sweep --storage $(SWEEP_STORAGE) --study $(SWEEP_STUDY) --n-trials $(SWEEP_TRIALS)
+	$(BIN)/spasemsr sweep --storage $(SWEEP_STORAGE) --study $(SWEEP_STUDY) --export
+
+dashboard: install  ## optuna-dashboard on the sweep storage (http://127.0.0.1:8080)
+	$(BIN)/optuna-dashboard $(SWEEP_STORAGE) --host 127.0.0.1 --port 8080
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir runs --host 127.0.0.1

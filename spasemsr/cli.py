@@ -87,7 +87,8 @@ def _names(text: str | None) -> list[str]:
 def _ablate(args: argparse.Namespace) -> int:
     from spasemsr.ablation.runner import run_ablation
 
-    run_ablation(args.experiment, args.budget, args.out, args.runs, _names(args.only), _names(args.rerun))
+    run_ablation(args.experiment, args.budget, args.out, args.runs, _names(args.only), _names(args.rerun),
+                 args.rescore)
     return 0
 
 
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--runs", default="runs/ablation", help="parent folder of the training runs (TensorBoard)")
     ab.add_argument("--only", help="comma-separated variants to run (default: all)")
     ab.add_argument("--rerun", help="comma-separated variants (or all) to retrain afresh, e.g. after a code change")
+    ab.add_argument("--rescore", action="store_true",
+                    help="re-score complete variants' saved SR images under the current metrics (no sampling)")
     ab.set_defaults(func=_ablate)
 
     from spasemsr.sweep import DEFAULT_STORAGE

@@ -122,6 +122,18 @@ def test_evaluate_a_diffusion_export_through_the_cli_with_knobs(export_dir, tmp_
     assert hparams["color_fix"].string_value == "wavelet" and hparams["control_scale"].number_value == 0.5
 
 
+def test_rescore_scores_the_saved_sr_of_the_same_run_only(pairs, tmp_path):
+    dataset, out = paired_set(*pairs), tmp_path / "out"
+    first = evaluate("bicubic", dataset, ["psnr_y"], out, seed=3)
+    assert evaluate("bicubic", dataset, ["psnr_y"], out, seed=3, rescore=True)["means"] == first["means"]
+    write_image(torch.zeros(3, 96, 128), out / "sr" / "a.png")  # a changed file is what gets scored
+    rescored = evaluate("bicubic", dataset, ["psnr_y"], out, seed=3, rescore=True)
+    assert rescored["record"]["rescored"] and rescored["means"]["psnr_y"] < first["means"]["psnr_y"] - 5
+    # another seed is another run: its images are sampled afresh, not borrowed
+    fresh = evaluate("bicubic", dataset, ["psnr_y"], out, seed=4, rescore=True)
+    assert not fresh["record"]["rescored"] and fresh["means"] == first["means"]
+
+
 def test_unknown_or_mistyped_knobs_are_refused_with_the_valid_ones(pairs, tmp_path):
     hr_dir, lr_dir = pairs
     base = ["evaluate", "--hr", str(hr_dir), "--lr", str(lr_dir), "--out", str(tmp_path / "o")]

@@ -56,7 +56,8 @@ def kodak5_sets() -> dict[str, EvalSet]:
 
 
 def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = SHIPPED,
-              sets: dict[str, EvalSet] | None = None, device: str = "cpu") -> dict[str, list[dict]]:
+              sets: dict[str, EvalSet] | None = None, device: str = "cpu",
+              rescore: bool = False) -> dict[str, list[dict]]:
     """Evaluate every method whose weights exist on every set; write the tables; return the rows per set."""
     out, weights = Path(out), Path(weights)
     tables = {}
@@ -73,7 +74,8 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = S
             knobs = {**entry.knobs, **({"steps": steps} if steps and entry.kind == "diffusion" else {})}
             print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs})")
             rows.append({"name": entry.label,
-                         **evaluate(method, dataset, None, out / label / entry.folder, knobs, device=device)})
+                         **evaluate(method, dataset, None, out / label / entry.folder, knobs, device=device,
+                                   rescore=rescore)})
         write_tables(rows, out / label, title=label, footer=skipped)
         tables[label] = rows
     return tables
@@ -86,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="sampler steps of the diffusion models (default: their config)")
     parser.add_argument("--weights", default=str(SHIPPED), help="the shipped weights folder")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rescore", action="store_true", help="score the saved SR images again (no sampling)")
     args = parser.parse_args(argv)
-    run_suite(args.out, args.steps, args.weights, device=args.device)
+    run_suite(args.out, args.steps, args.weights, device=args.device, rescore=args.rescore)
     return 0
 
 

@@ -81,15 +81,17 @@ def _ssim_255(x: Tensor, y: Tensor) -> Tensor:
     var_y = blur(y * y) - mu_y.pow(2)
     cov = blur(x * y) - mu_x * mu_y
     luminance = (2 * mu_x * mu_y + _SSIM_C1) / (mu_x.pow(2) + mu_y.pow(2) + _SSIM_C1)
-    structure = (2 * cov + _SSIM_C2) / (var_x + var_y + _SSIM_C2)
+    structure = ((2 * cov + _SSIM_C2) / (var_x + var_y + _SSIM_C2)).clamp(min=0)  # pyiqa's relu on c*s
     return (luminance * structure).mean(dim=(1, 2, 3))
 
 
 def ssim_y(sr: Tensor, hr: Tensor, crop: int = 4) -> Tensor:
     """SSIM on the Y channel with a border crop of `crop` pixels (Wang et al. 2004 constants and window).
 
-    Y is rounded to integers as MATLAB's ``rgb2ycbcr`` does on uint8 images and as pyiqa's ``ssim``
-    (what OSEDiff and SeeSR report) does; BasicSR's float path skips the rounding, ~1e-3 apart.
+    pyiqa's ``ssim`` exactly (what OSEDiff and SeeSR report): Y rounded to integers, as MATLAB's
+    ``rgb2ycbcr`` does on uint8 images, and the contrast-structure term clamped at 0 where the images
+    are anti-correlated (a pyiqa choice: MATLAB and BasicSR keep negative values and skip the rounding,
+    which moves SR outputs with invented texture by up to ~1e-2).
     """
     sr255, hr255 = _prepared(sr, hr, crop, "ssim_y")
     if min(sr255.shape[-2:]) < _SSIM_WINDOW:

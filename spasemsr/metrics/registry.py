@@ -69,8 +69,9 @@ _SPECS = (
                "20*log10(255/219) = 1.32 dB lower)",
                "spasemsr", _with_crop(fidelity.psnr_y)),
     MetricSpec("ssim_y", "full_ref", False,
-               "ssim_y: Y of BT.601 YCbCr rounded to integers (MATLAB uint8 rgb2ycbcr), 8-bit, border crop = scale, "
-               "11x11 Gaussian sigma 1.5, float64 on 0-255 (= pyiqa ssim; BasicSR's unrounded Y differs by ~1e-3)",
+               "ssim_y: pyiqa ssim: Y of BT.601 YCbCr rounded to integers (MATLAB uint8 rgb2ycbcr), 8-bit, border "
+               "crop = scale, 11x11 Gaussian sigma 1.5, contrast-structure term clamped at 0 (BasicSR/MATLAB "
+               "neither round nor clamp: up to ~1e-2 apart on SR with invented texture)",
                "spasemsr", _with_crop(fidelity.ssim_y)),
     MetricSpec("psnr_rgb", "full_ref", False,
                "psnr_rgb: one MSE over R, G, B, 8-bit, border crop = scale", "spasemsr", _with_crop(fidelity.psnr_rgb)),
