@@ -43,6 +43,8 @@ def _upscale(args: argparse.Namespace) -> int:
 
         knobs = preset_knobs(local_path(args.presets), args.preset, weights_sha256(ckpt))
         print(f"preset {args.preset}: {knobs}")
+    if args.tile:
+        knobs = {**(knobs or {}), "tile_size": args.tile, "tile_overlap": args.tile_overlap}
     failures = upscale_files(args.inputs, Path(args.out), ckpt, steps=args.steps, seed=args.seed,
                              overwrite=args.overwrite, knobs=knobs)
     return 1 if failures else 0
@@ -136,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--preset", choices=["fidelity", "balance", "perception"],
                     help="knobs of a point on the model's swept PD front")
     up.add_argument("--presets", default=DEFAULT_PRESETS, help="exported front holding the presets")
+    up.add_argument("--tile", type=int, default=0,
+                    help="HR pixels per tile side (0: whole image); bounds memory on large images")
+    up.add_argument("--tile-overlap", type=int, default=64, help="HR pixels shared by neighbouring tiles")
     up.set_defaults(func=_upscale)
 
     ev = verbs.add_parser("evaluate", help="score a method on a set under the declared protocol (DESIGN.md §5)")

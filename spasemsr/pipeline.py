@@ -23,6 +23,7 @@ from spasemsr.diffusion.consistency import back_project
 from spasemsr.diffusion.control import ControlledUNet
 from spasemsr.diffusion.latents import clean_latents, decode
 from spasemsr.diffusion.sampler import DDIMSampler
+from spasemsr.diffusion.tiling import Window, blend, windows
 from spasemsr.guidance.conditions import Conditions
 
 Conditioner = Callable[[Tensor], Conditions]  # padded LR (B, 3, h, w) in [0, 1] -> conditions
@@ -62,6 +63,18 @@ class SRPipeline:
         """
         return Prepared(lr, self.conditioner(_pad_to_multiple(lr, self.multiple)))
 
+    def tiles(self, latent_hw: tuple[int, int], knobs: SamplerConfig) -> list[Window] | None:
+        """The latent tiles ``knobs`` ask for, or None when the image is processed whole (one tile would cover it)."""
+        if knobs.tile_size == 0:
+            return None
+        factor = vae_downscale(self.backbone.vae)
+        unet_factor = 2 ** (len(self.backbone.unet.config.block_out_channels) - 1)
+        if knobs.tile_size % (factor * unet_factor):
+            raise ValueError(f"sampler.tile_size={knobs.tile_size} must be a multiple of {factor * unet_factor} "
+                             "HR pixels (VAE x UNet downsampling)")
+        tiles = windows(*latent_hw, knobs.tile_size // factor, knobs.tile_overlap // factor, unet_factor)
+        return tiles if len(tiles) > 1 else None
+
     @torch.no_grad()
     def sample(self, prepared: Prepared, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
         """SR (B, 3, scale·h, scale·w) in [0, 1] of a prepared LR under ``knobs`` (default: the pipeline's)."""
@@ -70,21 +83,33 @@ class SRPipeline:
         b, _, h, w = lr.shape
         if knobs.cfg_scale != 1.0:
             cond = cond.unconditional(self.net.null_text).cat(cond)
-        factor = vae_downscale(self.backbone.vae)
-        shape = (b, self.backbone.unet.config.in_channels, cond.pixel.shape[2] // factor, cond.pixel.shape[3] // factor)
+        vae, factor = self.backbone.vae, vae_downscale(self.backbone.vae)
+        height, width = cond.pixel.shape[2], cond.pixel.shape[3]
+        shape = (b, self.backbone.unet.config.in_channels, height // factor, width // factor)
+        tiles = self.tiles(shape[2:], knobs)
+
+        def eps(latents: Tensor, t: Tensor, c: Conditions) -> Tensor:
+            if knobs.cfg_scale == 1.0:
+                return self.net.eps(latents, t, c, knobs)
+            uncond_eps, cond_eps = self.net.eps(torch.cat([latents] * 2), torch.cat([t] * 2), c, knobs).chunk(2)
+            return uncond_eps + knobs.cfg_scale * (cond_eps - uncond_eps)
 
         def denoise(latents: Tensor, t: Tensor) -> Tensor:
-            if knobs.cfg_scale == 1.0:
-                return self.net.eps(latents, t, cond, knobs)
-            uncond_eps, cond_eps = self.net.eps(torch.cat([latents] * 2), torch.cat([t] * 2), cond, knobs).chunk(2)
-            return uncond_eps + knobs.cfg_scale * (cond_eps - uncond_eps)
+            if tiles is None:
+                return eps(latents, t, cond)
+            return blend(tiles, lambda win: eps(latents[(..., *win.scaled(1))], t, cond.crop(win, factor)), 1,
+                         latents.shape)
 
         init = None
         if knobs.start_t < 1.0:
-            init = clean_latents(self.backbone.vae, (cond.pixel[:b] + 1) / 2)
+            image = (cond.pixel[:b] + 1) / 2
+            init = clean_latents(vae, image) if tiles is None else blend(
+                tiles, lambda win: clean_latents(vae, image[(..., *win.scaled(factor))]), 1, shape)
         sampler = DDIMSampler(self.backbone.sampling_scheduler(), knobs.steps, knobs.eta)
         latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
-        sr = decode(self.backbone.vae, latents)[:, :, : h * self.scale, : w * self.scale]
+        sr = decode(vae, latents) if tiles is None else blend(
+            tiles, lambda win: decode(vae, latents[(..., *win.scaled(1))]), factor, (b, 3, height, width))
+        sr = sr[:, :, : h * self.scale, : w * self.scale]
         return back_project(color_fix(sr, lr, knobs.color_fix), lr, self.scale, knobs.backproject)
 
     def __call__(self, lr: Tensor, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:

@@ -181,9 +181,9 @@ def test_pipeline_knobs_neutral_is_default_and_each_moves_the_output(prior_dir, 
 
     default = pipeline(lr, torch.Generator().manual_seed(0))
     neutral = run(w_spa=1.0, w_deg=1.0, w_sem=1.0, control_scale=1.0, cfg_scale=1.0, start_t=1.0, color_fix="none",
-                  backproject=0)
+                  backproject=0, tile_size=0)
     assert torch.equal(neutral, default)
     for knobs in ({"cfg_scale": 3.0}, {"steps": 3}, {"start_t": 0.5}, {"color_fix": "adain"},
                   {"color_fix": "wavelet"}, {"w_spa": 0.0}, {"w_deg": 0.0}, {"w_sem": 0.0}, {"control_scale": 0.0},
-                  {"backproject": 2}):
+                  {"backproject": 2}, {"tile_size": 16, "tile_overlap": 8}):
         assert not torch.allclose(run(**knobs), default, atol=1e-4), knobs

@@ -83,6 +83,8 @@ class SamplerConfig:
     start_t: float = 1.0  # fraction of the schedule to start from; < 1 starts from the noised LR latent
     color_fix: str = "none"  # none | adain | wavelet
     backproject: int = 0  # iterations of LR back-projection after decoding (0 = off); see diffusion/consistency.py
+    tile_size: int = 0  # HR pixels per tile side for tiled sampling and VAE (0 = whole image); diffusion/tiling.py
+    tile_overlap: int = 64  # HR pixels neighbouring tiles share (used when tile_size > 0)
 
 
 @dataclass

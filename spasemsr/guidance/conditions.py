@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
+from spasemsr.diffusion.tiling import Window
+
 
 @dataclass
 class Conditions:
@@ -26,6 +28,12 @@ class Conditions:
         mask = None if spa is None else torch.ones(spa.shape[:2], dtype=torch.bool, device=spa.device)
         deg = None if self.e_deg is None else null.expand(b, -1, -1)
         return replace(self, e_spa=spa, spa_mask=mask, e_deg=deg)
+
+    def crop(self, window: Window, factor: int) -> Conditions:
+        """The conditions of one latent tile: pixel condition and c_img cut to it, text (global) unchanged."""
+        rows, cols = window.scaled(factor)
+        c_img = None if self.c_img is None else self.c_img[(..., *window.scaled(1))]
+        return replace(self, pixel=self.pixel[..., rows, cols], c_img=c_img)
 
     def cat(self, other: Conditions) -> Conditions:
         """Batch-concatenate two requests (token lengths padded with masked entries where they differ)."""

@@ -89,6 +89,7 @@ def run_sweep(experiment: str, storage: str, name: str, n_trials: int, workers: 
     args = (experiment, storage, name, n_trials, model, device, tensorboard)
     if workers <= 1:
         return run_worker(*args, first_index)
+    open_storage(storage, load_sweep_spec(experiment).liveness)  # create the tables once, before workers race
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=run_worker, args=(*args, first_index + i)) for i in range(workers)]
     for process in processes:

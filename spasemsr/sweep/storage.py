@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import optuna
@@ -20,8 +21,11 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.exc import IntegrityError
 
 from spasemsr.sweep.spec import Liveness
+
+_SCHEMA_ATTEMPTS = 5
 
 
 class Requeue:
@@ -53,8 +57,16 @@ def open_storage(url: str, liveness: Liveness) -> BaseStorage:
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return RDBStorage(url, heartbeat_interval=liveness.heartbeat_interval, grace_period=liveness.grace_period,
-                      heartbeat_stale_trial_callback=Requeue(liveness.max_retry))
+    def connect() -> RDBStorage:
+        return RDBStorage(url, heartbeat_interval=liveness.heartbeat_interval, grace_period=liveness.grace_period,
+                          heartbeat_stale_trial_callback=Requeue(liveness.max_retry))
+
+    for attempt in range(1, _SCHEMA_ATTEMPTS):
+        try:
+            return connect()
+        except IntegrityError:  # workers creating the tables of a fresh database at once: one wins, retry
+            time.sleep(0.5 * attempt)
+    return connect()
 
 
 def _alive(pid: int) -> bool:
