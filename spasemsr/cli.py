@@ -45,8 +45,12 @@ def _upscale(args: argparse.Namespace) -> int:
         print(f"preset {args.preset}: {knobs}")
     if args.tile:
         knobs = {**(knobs or {}), "tile_size": args.tile, "tile_overlap": args.tile_overlap}
-    failures = upscale_files(args.inputs, Path(args.out), ckpt, steps=args.steps, seed=args.seed,
-                             overwrite=args.overwrite, knobs=knobs)
+    try:
+        failures = upscale_files(args.inputs, Path(args.out), ckpt, steps=args.steps, seed=args.seed,
+                                 overwrite=args.overwrite, knobs=knobs, fmt=args.format, suffix=args.suffix)
+    except ValueError as err:  # inputs that clash on an output name, bad knob values: nothing was written
+        print(f"spasemsr upscale: {err}", file=sys.stderr)
+        return 2
     return 1 if failures else 0
 
 
@@ -129,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     up = verbs.add_parser("upscale", help="x4 super-resolve images into --out")
-    up.add_argument("inputs", nargs="+", help="image files")
-    up.add_argument("--out", required=True, help="output folder (PNG)")
+    up.add_argument("inputs", nargs="+", help="image files, folders of images, or quoted globs ('photos/*.jpg')")
+    up.add_argument("--out", required=True, help="output folder")
+    up.add_argument("--format", default="png", choices=["png", "jpg", "webp", "tif"], help="output format")
+    up.add_argument("--suffix", default="", help="appended to each output's stem, e.g. _x4")
     up.add_argument("--ckpt", help=f"export/ folder of a controlnet_sr or spasemsr run (default: {DEFAULT_MODEL})")
     up.add_argument("--steps", type=int, help="sampler steps (default: the model's config)")
     up.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,8 @@
-"""``spasemsr upscale``: image files in, x4 PNGs out, never losing or clobbering an output.
+"""``spasemsr upscale``: image files, folders or globs in, x4 images out, never losing or clobbering an output.
 
 Each input is read and checked on its own; a bad file is reported by name and skipped, the rest
-finish. Existing outputs are kept unless ``overwrite``; every output is written atomically.
+finish. Existing outputs are kept unless ``overwrite``; every output is written atomically; two inputs
+that would write the same output name are refused before anything runs.
 """
 
 from __future__ import annotations
@@ -11,26 +12,69 @@ from pathlib import Path
 
 import torch
 
-from spasemsr.data.images import ImageError, read_image, write_image
+from spasemsr.data.images import IMAGE_EXTENSIONS, ImageError, list_images, read_image, write_image
 from spasemsr.evaluation.runner import knob_overrides
 from spasemsr.loading import load_pipeline
 from spasemsr.pipeline import sampler_settings
 
+OUTPUT_FORMATS = ("png", "jpg", "webp", "tif")
+
+
+def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Files as given, folders as their images (``list_images``), globs as their matching images, in order.
+
+    Returns the paths and the items that named nothing (a missing file is kept: reading it reports it).
+    """
+    paths, empty = [], []
+    for item in items:
+        if Path(item).is_dir():
+            paths += list_images(item)
+        elif any(char in item for char in "*?["):
+            matches = sorted(p for p in Path().glob(item) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            paths += matches
+            if not matches:
+                empty.append(item)
+        else:
+            paths.append(Path(item))
+    return list(dict.fromkeys(paths)), empty
+
+
+def output_paths(inputs: list[Path], out: Path, fmt: str = "png", suffix: str = "") -> dict[Path, Path]:
+    """``out/<stem><suffix>.<fmt>`` per input; a name two inputs would share is an error naming both."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"output format {fmt!r}; valid: {', '.join(OUTPUT_FORMATS)}")
+    targets: dict[Path, Path] = {}
+    owners: dict[Path, Path] = {}
+    for path in inputs:
+        target = out / f"{path.stem}{suffix}.{fmt}"
+        if target in owners:
+            raise ValueError(f"{owners[target]} and {path} would both be written to {target}; upscale them into "
+                             "different --out folders or rename one")
+        owners[target], targets[path] = path, target
+    return targets
+
 
 def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = None, seed: int = 0,
-                  overwrite: bool = False, device: str = "cpu", knobs: dict | None = None) -> list[str]:
-    """Upscale every input into ``out/<stem>.png``; return the inputs that failed (with reasons printed).
+                  overwrite: bool = False, device: str = "cpu", knobs: dict | None = None, fmt: str = "png",
+                  suffix: str = "") -> list[str]:
+    """Upscale every input into ``out/<stem><suffix>.<fmt>``; return the inputs that failed (reasons printed).
 
-    ``knobs`` (e.g. a sweep preset) override the model's sampler settings; ``steps`` overrides both.
+    ``inputs`` may be files, folders or glob patterns. ``knobs`` (e.g. a sweep preset) override the
+    model's sampler settings; ``steps`` overrides both.
     """
+    paths, empty = expand_inputs(inputs)
+    for item in empty:
+        print(f"error: {item} matches no image file", file=sys.stderr)
+    targets = output_paths(paths, out, fmt, suffix)
     pipeline = load_pipeline(ckpt, device=device)
     overrides = knob_overrides(knobs or {}) | ({"steps": steps} if steps is not None else {})
     pipeline.sampler = sampler_settings(pipeline.sampler, **overrides)
-    failures = []
-    for name in inputs:
-        target = out / f"{Path(name).stem}.png"
+    failures, written, kept = list(empty), 0, 0
+    for path, target in targets.items():
+        name = str(path)
         if target.exists() and not overwrite:
             print(f"skip {name}: {target} exists (use --overwrite to replace it)", file=sys.stderr)
+            kept += 1
             continue
         try:
             lr = read_image(name).unsqueeze(0).to(device)
@@ -40,7 +84,8 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
             continue
         generator = torch.Generator(device).manual_seed(seed)
         write_image(pipeline(lr, generator)[0].cpu(), target)
+        written += 1
         print(f"{name} -> {target}")
-    if failures:
-        print(f"{len(failures)} of {len(inputs)} inputs failed: {', '.join(failures)}", file=sys.stderr)
+    print(f"{written} written, {kept} kept (already there), {len(failures)} failed"
+          + (f": {', '.join(failures)}" if failures else ""), file=sys.stderr if failures else sys.stdout)
     return failures

@@ -39,6 +39,24 @@ def test_bad_inputs_are_skipped_by_name_and_outputs_kept(export_dir, tmp_path, c
     assert (out / "good.png").read_bytes() == before  # same seed, same result
 
 
+def test_folders_globs_formats_and_name_clashes(export_dir, tmp_path, capsys, monkeypatch):
+    _lr_image(tmp_path / "in" / "a.png", 8, 8)
+    _lr_image(tmp_path / "in" / "b.jpg", 8, 12)
+    _lr_image(tmp_path / "more" / "c.webp", 12, 8)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "sr"
+    argv = ["upscale", "in", "more/*.webp", "nothing/*.png", "--out", str(out), "--ckpt", str(export_dir),
+            "--steps", "1", "--format", "jpg", "--suffix", "_x4"]
+    assert main(argv) == 1  # the empty glob is reported; everything else is written
+    assert sorted(p.name for p in out.iterdir()) == ["a_x4.jpg", "b_x4.jpg", "c_x4.jpg"]
+    assert read_image(out / "c_x4.jpg").shape == (3, 48, 32)
+    assert "nothing/*.png matches no image file" in capsys.readouterr().err
+    _lr_image(tmp_path / "more" / "a.png", 8, 8)
+    assert main(["upscale", "in/a.png", "more/a.png", "--out", str(tmp_path / "clash"), "--ckpt",
+                 str(export_dir)]) == 2
+    assert "would both be written to" in capsys.readouterr().err and not (tmp_path / "clash").exists()
+
+
 def test_upscale_needs_an_exported_model(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("spasemsr.cli.DEFAULT_MODEL", str(tmp_path / "no-shipped-weights"))
     assert main(["upscale", "x.png", "--out", str(tmp_path)]) == 2
