@@ -11,8 +11,18 @@ import sys
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-from spasemsr.data.images import IMAGE_EXTENSIONS, ImageError, list_images, read_image, write_image
+from spasemsr.data.images import (
+    IMAGE_EXTENSIONS,
+    ImageError,
+    ImageExtras,
+    list_images,
+    read_extras,
+    read_image,
+    write_image,
+)
+from spasemsr.data.resize import bicubic_up
 from spasemsr.evaluation.runner import knob_overrides
 from spasemsr.loading import load_pipeline
 from spasemsr.pipeline import sampler_settings
@@ -54,6 +64,17 @@ def output_paths(inputs: list[Path], out: Path, fmt: str = "png", suffix: str = 
     return targets
 
 
+def _kept_alpha(extras: ImageExtras, target: Path, scale: int) -> Tensor | None:
+    """The input's alpha upscaled bicubically to the output size, or None (no alpha, or a JPEG output)."""
+    if extras.alpha is None:
+        return None
+    if target.suffix == ".jpg":
+        print(f"note: {target} is JPEG, which has no alpha channel; the input's alpha is dropped", file=sys.stderr)
+        return None
+    height, width = extras.alpha.shape[-2:]
+    return bicubic_up(extras.alpha[None], (height * scale, width * scale))[0].clamp(0, 1)
+
+
 def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = None, seed: int = 0,
                   overwrite: bool = False, device: str = "cpu", knobs: dict | None = None, fmt: str = "png",
                   suffix: str = "") -> list[str]:
@@ -83,7 +104,9 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
             failures.append(name)
             continue
         generator = torch.Generator(device).manual_seed(seed)
-        write_image(pipeline(lr, generator)[0].cpu(), target)
+        extras = read_extras(path)
+        write_image(pipeline(lr, generator)[0].cpu(), target, _kept_alpha(extras, target, pipeline.scale),
+                    extras.icc_profile)
         written += 1
         print(f"{name} -> {target}")
     print(f"{written} written, {kept} kept (already there), {len(failures)} failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,6 +56,27 @@ def test_folders_globs_formats_and_name_clashes(export_dir, tmp_path, capsys, mo
     assert main(["upscale", "in/a.png", "more/a.png", "--out", str(tmp_path / "clash"), "--ckpt",
                  str(export_dir)]) == 2
     assert "would both be written to" in capsys.readouterr().err and not (tmp_path / "clash").exists()
+
+
+def test_alpha_and_icc_profile_are_carried_to_the_output(export_dir, tmp_path, capsys):
+    from PIL import Image, ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = (torch.rand(3, 8, 12, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    alpha = torch.linspace(0, 255, 12).round().to(torch.uint8).expand(1, 8, 12)  # a left-to-right fade
+    source = tmp_path / "logo.png"
+    Image.fromarray(torch.cat([rgb, alpha]).permute(1, 2, 0).numpy(), mode="RGBA").save(source, icc_profile=icc)
+    out = tmp_path / "sr"
+    assert main(["upscale", str(source), "--out", str(out), "--ckpt", str(export_dir), "--steps", "1"]) == 0
+    with Image.open(out / "logo.png") as result:
+        assert result.mode == "RGBA" and result.size == (48, 32) and result.info.get("icc_profile") == icc
+        kept = torch.from_numpy(np.asarray(result.getchannel("A"), dtype=np.float32)) / 255
+    assert kept[:, :8].mean() < 0.15 and kept[:, -8:].mean() > 0.85  # the fade survives, upscaled
+    assert main(["upscale", str(source), "--out", str(out), "--ckpt", str(export_dir), "--steps", "1",
+                 "--format", "jpg"]) == 0
+    assert "has no alpha channel" in capsys.readouterr().err
+    with Image.open(out / "logo.jpg") as result:
+        assert result.mode == "RGB" and result.info.get("icc_profile") == icc
 
 
 def test_upscale_needs_an_exported_model(tmp_path, capsys, monkeypatch):

@@ -12,6 +12,7 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,9 +115,10 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
     - 16-bit RGB(A) files (48/64-bit PNG, TIFF) are reduced to 8 bits per channel by PIL itself when
       it opens them; PIL has no 16-bit RGB mode, so that precision is lost before this function sees it.
     - Alpha (RGBA, LA, PA, palette with transparency) is dropped, not composited: the colour values
-      under transparent pixels are returned as stored. Carrying alpha separately is future work.
+      under transparent pixels are returned as stored; `read_extras` returns the alpha separately.
     - Palette, CMYK, YCbCr and other PIL modes go through `convert("RGB")` (CMYK without colour
-      management); embedded ICC profiles are ignored, so values are taken as sRGB.
+      management); values are taken as they are stored (an embedded ICC profile is not applied;
+      `read_extras` returns it so that outputs can carry it).
     Missing, empty, truncated, corrupt or unrecognised files raise `ImageError` naming the file. PNGs
     are also checked with PIL's `verify()` (chunk checksums, the end marker), which catches damage
     that decoding alone would let through.
@@ -130,6 +132,28 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
             oriented = ImageOps.exif_transpose(img)
             array = _to_rgb_array(oriented, path)
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+@dataclass(frozen=True)
+class ImageExtras:
+    """What ``read_image`` leaves out but an output should keep: the alpha channel and the ICC profile."""
+
+    alpha: torch.Tensor | None  # (1, H, W) float32 in [0, 1], EXIF-oriented like the colour
+    icc_profile: bytes | None
+
+
+def read_extras(path: str | os.PathLike[str]) -> ImageExtras:
+    """The alpha channel (RGBA, LA, PA, palette with transparency) and embedded ICC profile of an image file."""
+    path = Path(path)
+    with _errors_named(path), _strict_truncation(), Image.open(path) as img:
+        img.load()
+        icc = img.info.get("icc_profile") or None
+        has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+        if not has_alpha:
+            return ImageExtras(None, icc)
+        oriented = ImageOps.exif_transpose(img)
+        alpha = oriented.convert("RGBA").getchannel("A")
+    return ImageExtras(torch.from_numpy(np.asarray(alpha, dtype=np.float32) / 255.0)[None], icc)
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
@@ -157,8 +181,12 @@ def _format_for(path: Path) -> str:
     return fmt
 
 
-def write_image(tensor: torch.Tensor, path: str | os.PathLike[str]) -> None:
+def write_image(tensor: torch.Tensor, path: str | os.PathLike[str], alpha: torch.Tensor | None = None,
+                icc_profile: bytes | None = None) -> None:
     """Write a (3, H, W) float tensor in [0, 1] as an 8-bit image, atomically.
+
+    ``alpha`` (1, H, W) in [0, 1] makes it RGBA (formats without alpha, i.e. JPEG, refuse it);
+    ``icc_profile`` is embedded as is.
 
     The format follows the extension (PNG is lossless; JPEG is written at quality 95). Values are
     clamped to [0, 1] and rounded to the nearest of 256 levels, so `read_image` after `write_image`
@@ -178,9 +206,16 @@ def write_image(tensor: torch.Tensor, path: str | os.PathLike[str]) -> None:
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"write_image({path}): tensor contains NaN or infinite values")
     fmt = _format_for(path)
+    if alpha is not None:
+        if fmt == "JPEG" or alpha.shape != (1, *tensor.shape[1:]):
+            raise ValueError(f"write_image({path}): alpha {tuple(alpha.shape)} needs a (1, H, W) tensor matching "
+                             f"{tuple(tensor.shape)} and a format with alpha (png, webp, tif), not {fmt}")
+        tensor = torch.cat([tensor, alpha.to(tensor)])
     pixels = (tensor.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    image = Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy(), mode="RGB")
-    options = {"quality": 95} if fmt == "JPEG" else {}
+    image = Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy(), mode="RGBA" if alpha is not None else "RGB")
+    options: dict = {"quality": 95} if fmt == "JPEG" else {}
+    if icc_profile:
+        options["icc_profile"] = icc_profile
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
