@@ -47,6 +47,7 @@ class SRPipeline:
         self.scale = scale
         self.sampler = sampler
         self.conditioner = conditioner or (lambda lr: net.conditions(lr, scale))
+        self.on_denoise: Callable[[], object] | None = None  # called after each denoiser run (a tile of a step)
 
     @property
     def multiple(self) -> int:
@@ -94,10 +95,16 @@ class SRPipeline:
             uncond_eps, cond_eps = self.net.eps(torch.cat([latents] * 2), torch.cat([t] * 2), c, knobs).chunk(2)
             return uncond_eps + knobs.cfg_scale * (cond_eps - uncond_eps)
 
+        def counted(latents: Tensor, t: Tensor, c: Conditions) -> Tensor:
+            out = eps(latents, t, c)
+            if self.on_denoise is not None:
+                self.on_denoise()
+            return out
+
         def denoise(latents: Tensor, t: Tensor) -> Tensor:
             if tiles is None:
-                return eps(latents, t, cond)
-            return blend(tiles, lambda win: eps(latents[(..., *win.scaled(1))], t, cond.crop(win, factor)), 1,
+                return counted(latents, t, cond)
+            return blend(tiles, lambda win: counted(latents[(..., *win.scaled(1))], t, cond.crop(win, factor)), 1,
                          latents.shape)
 
         init = None

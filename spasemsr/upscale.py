@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from spasemsr.data.images import (
     IMAGE_EXTENSIONS,
@@ -64,6 +65,13 @@ def output_paths(inputs: list[Path], out: Path, fmt: str = "png", suffix: str = 
     return targets
 
 
+def pick_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; anything else as given."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _kept_alpha(extras: ImageExtras, target: Path, scale: int) -> Tensor | None:
     """The input's alpha upscaled bicubically to the output size, or None (no alpha, or a JPEG output)."""
     if extras.alpha is None:
@@ -76,8 +84,8 @@ def _kept_alpha(extras: ImageExtras, target: Path, scale: int) -> Tensor | None:
 
 
 def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = None, seed: int = 0,
-                  overwrite: bool = False, device: str = "cpu", knobs: dict | None = None, fmt: str = "png",
-                  suffix: str = "") -> list[str]:
+                  overwrite: bool = False, device: str = "auto", knobs: dict | None = None, fmt: str = "png",
+                  suffix: str = "", progress: bool = True) -> list[str]:
     """Upscale every input into ``out/<stem><suffix>.<fmt>``; return the inputs that failed (reasons printed).
 
     ``inputs`` may be files, folders or glob patterns. ``knobs`` (e.g. a sweep preset) override the
@@ -87,11 +95,12 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
     for item in empty:
         print(f"error: {item} matches no image file", file=sys.stderr)
     targets = output_paths(paths, out, fmt, suffix)
+    device = pick_device(device)
     pipeline = load_pipeline(ckpt, device=device)
     overrides = knob_overrides(knobs or {}) | ({"steps": steps} if steps is not None else {})
     pipeline.sampler = sampler_settings(pipeline.sampler, **overrides)
     failures, written, kept = list(empty), 0, 0
-    for path, target in targets.items():
+    for path, target in tqdm(targets.items(), desc="images", unit="image", disable=not progress):
         name = str(path)
         if target.exists() and not overwrite:
             print(f"skip {name}: {target} exists (use --overwrite to replace it)", file=sys.stderr)
@@ -105,8 +114,10 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
             continue
         generator = torch.Generator(device).manual_seed(seed)
         extras = read_extras(path)
-        write_image(pipeline(lr, generator)[0].cpu(), target, _kept_alpha(extras, target, pipeline.scale),
-                    extras.icc_profile)
+        with tqdm(desc=path.name, unit="tile-step", leave=False, disable=not progress) as bar:
+            pipeline.on_denoise = bar.update
+            sr = pipeline(lr, generator)[0].cpu()
+        write_image(sr, target, _kept_alpha(extras, target, pipeline.scale), extras.icc_profile)
         written += 1
         print(f"{name} -> {target}")
     print(f"{written} written, {kept} kept (already there), {len(failures)} failed"

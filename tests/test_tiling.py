@@ -69,5 +69,12 @@ def test_tiled_sampling_matches_whole_and_has_no_seams(shipped):
     assert border_gradient(tiled) < 1.2 * border_gradient(whole)
     abutting = _sample(pipeline, prepared, tile_size=128, tile_overlap=0)  # no overlap to blend: visible seams
     assert border_gradient(abutting) > 1.5 * border_gradient(whole)
+    calls = []
+    pipeline.on_denoise = lambda: calls.append(1)  # what upscale's per-tile progress bar counts
+    try:
+        _sample(pipeline, prepared, tile_size=128, tile_overlap=64)
+        assert len(calls) == 4 * 9  # 4 steps x 3x3 tiles of 32 latent pixels, stride 16, on a 64 grid
+    finally:
+        pipeline.on_denoise = None
     with pytest.raises(ValueError, match="multiple of 16"):
         _sample(pipeline, prepared, tile_size=100)

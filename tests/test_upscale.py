@@ -79,6 +79,15 @@ def test_alpha_and_icc_profile_are_carried_to_the_output(export_dir, tmp_path, c
         assert result.mode == "RGB" and result.info.get("icc_profile") == icc
 
 
+def test_device_auto_prefers_a_visible_gpu(monkeypatch):
+    from spasemsr.upscale import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == "cpu" and pick_device("cuda:1") == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == "cuda"
+
+
 def test_upscale_needs_an_exported_model(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("spasemsr.cli.DEFAULT_MODEL", str(tmp_path / "no-shipped-weights"))
     assert main(["upscale", "x.png", "--out", str(tmp_path)]) == 2
