@@ -145,12 +145,13 @@ def test_a_killed_sweep_resumes_and_reruns_the_interrupted_trial(tmp_path):
                "--study", "k", "--n-trials", "3"]
     worker = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def one_done_one_running() -> bool:
+    def one_done_one_running() -> bool:  # and the running one already has its knobs: it is sampling
         try:
-            states = [t.state for t in trials(storage, "k")]
+            found = trials(storage, "k")
         except KeyError:  # the study does not exist yet
             return False
-        return TrialState.COMPLETE in states and states[-1] == TrialState.RUNNING
+        states = [t.state for t in found]
+        return TrialState.COMPLETE in states and states[-1] == TrialState.RUNNING and len(found[-1].params) == 3
 
     try:
         _wait_for(one_done_one_running, 240)
