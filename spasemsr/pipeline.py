@@ -50,10 +50,14 @@ class SRPipeline:
         self.on_denoise: Callable[[], object] | None = None  # called after each denoiser run (a tile of a step)
 
     @property
+    def unet_factor(self) -> int:
+        """Total downsampling of the UNet: latent sides (and tile sides) must be multiples of it."""
+        return 2 ** (len(self.backbone.unet.config.block_out_channels) - 1)
+
+    @property
     def multiple(self) -> int:
         """LR sides are padded to a multiple of this so every UNet level divides evenly."""
-        unet_factor = 2 ** (len(self.backbone.unet.config.block_out_channels) - 1)
-        hr_multiple = vae_downscale(self.backbone.vae) * unet_factor
+        hr_multiple = vae_downscale(self.backbone.vae) * self.unet_factor
         return hr_multiple // math.gcd(hr_multiple, self.scale)
 
     @torch.no_grad()
@@ -69,11 +73,10 @@ class SRPipeline:
         if knobs.tile_size == 0:
             return None
         factor = vae_downscale(self.backbone.vae)
-        unet_factor = 2 ** (len(self.backbone.unet.config.block_out_channels) - 1)
-        if knobs.tile_size % (factor * unet_factor):
-            raise ValueError(f"sampler.tile_size={knobs.tile_size} must be a multiple of {factor * unet_factor} "
+        if knobs.tile_size % (factor * self.unet_factor):
+            raise ValueError(f"sampler.tile_size={knobs.tile_size} must be a multiple of {factor * self.unet_factor} "
                              "HR pixels (VAE x UNet downsampling)")
-        tiles = windows(*latent_hw, knobs.tile_size // factor, knobs.tile_overlap // factor, unet_factor)
+        tiles = windows(*latent_hw, knobs.tile_size // factor, knobs.tile_overlap // factor, self.unet_factor)
         return tiles if len(tiles) > 1 else None
 
     @torch.no_grad()

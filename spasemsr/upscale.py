@@ -19,8 +19,7 @@ from spasemsr.data.images import (
     ImageError,
     ImageExtras,
     list_images,
-    read_extras,
-    read_image,
+    read_image_with_extras,
     write_image,
 )
 from spasemsr.data.resize import bicubic_up
@@ -107,13 +106,13 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
             kept += 1
             continue
         try:
-            lr = read_image(name).unsqueeze(0).to(device)
+            image, extras = read_image_with_extras(path)
+            lr = image.unsqueeze(0).to(device)
         except ImageError as err:
             print(f"error: {err}", file=sys.stderr)
             failures.append(name)
             continue
         generator = torch.Generator(device).manual_seed(seed)
-        extras = read_extras(path)
         with tqdm(desc=path.name, unit="tile-step", leave=False, disable=not progress) as bar:
             pipeline.on_denoise = bar.update
             sr = pipeline(lr, generator)[0].cpu()

@@ -115,7 +115,8 @@ def test_journal_storage_and_a_changed_objective_is_refused(tmp_path):
     path = sweep_file(tmp_path)
     storage = f"journal:{tmp_path / 'journal.log'}"
     assert run_worker(str(path), storage, "j", 2) == 2
-    other = sweep_file(tmp_path / "..", fidelity="lr_consistency")
+    (tmp_path / "other").mkdir()
+    other = sweep_file(tmp_path / "other", fidelity="lr_consistency")
     with pytest.raises(ConfigError, match="has objectives=\\['psnr_y', 'niqe'\\]"):
         run_worker(str(other), storage, "j", 3)
 

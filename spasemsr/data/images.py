@@ -115,23 +115,15 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
     - 16-bit RGB(A) files (48/64-bit PNG, TIFF) are reduced to 8 bits per channel by PIL itself when
       it opens them; PIL has no 16-bit RGB mode, so that precision is lost before this function sees it.
     - Alpha (RGBA, LA, PA, palette with transparency) is dropped, not composited: the colour values
-      under transparent pixels are returned as stored; `read_extras` returns the alpha separately.
+      under transparent pixels are returned as stored; `read_image_with_extras` also returns the alpha.
     - Palette, CMYK, YCbCr and other PIL modes go through `convert("RGB")` (CMYK without colour
       management); values are taken as they are stored (an embedded ICC profile is not applied;
-      `read_extras` returns it so that outputs can carry it).
+      `read_image_with_extras` returns it so that outputs can carry it).
     Missing, empty, truncated, corrupt or unrecognised files raise `ImageError` naming the file. PNGs
     are also checked with PIL's `verify()` (chunk checksums, the end marker), which catches damage
     that decoding alone would let through.
     """
-    path = Path(path)
-    with _errors_named(path), _strict_truncation():
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
-            img.load()
-            oriented = ImageOps.exif_transpose(img)
-            array = _to_rgb_array(oriented, path)
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return read_image_with_extras(path)[0]
 
 
 @dataclass(frozen=True)
@@ -142,18 +134,24 @@ class ImageExtras:
     icc_profile: bytes | None
 
 
-def read_extras(path: str | os.PathLike[str]) -> ImageExtras:
-    """The alpha channel (RGBA, LA, PA, palette with transparency) and embedded ICC profile of an image file."""
+def read_image_with_extras(path: str | os.PathLike[str]) -> tuple[torch.Tensor, ImageExtras]:
+    """``read_image``'s tensor plus the file's alpha (RGBA, LA, PA, palette with transparency) and ICC profile.
+
+    One verify and one decode of the file, so keeping alpha and colour profile costs no second read.
+    """
     path = Path(path)
-    with _errors_named(path), _strict_truncation(), Image.open(path) as img:
-        img.load()
-        icc = img.info.get("icc_profile") or None
-        has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-        if not has_alpha:
-            return ImageExtras(None, icc)
-        oriented = ImageOps.exif_transpose(img)
-        alpha = oriented.convert("RGBA").getchannel("A")
-    return ImageExtras(torch.from_numpy(np.asarray(alpha, dtype=np.float32) / 255.0)[None], icc)
+    with _errors_named(path), _strict_truncation():
+        with Image.open(path) as img:
+            img.verify()
+        with Image.open(path) as img:
+            img.load()
+            oriented = ImageOps.exif_transpose(img)
+            array = _to_rgb_array(oriented, path)
+            alpha = None
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                alpha = torch.from_numpy(np.asarray(oriented.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0)
+            extras = ImageExtras(None if alpha is None else alpha[None], img.info.get("icc_profile") or None)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous(), extras
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:

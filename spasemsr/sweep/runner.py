@@ -8,6 +8,7 @@ tops it up: complete trials are kept and the killed one is re-run with the same 
 
 from __future__ import annotations
 
+import csv
 import json
 import multiprocessing
 from pathlib import Path
@@ -17,10 +18,12 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from spasemsr.config.compose import ConfigError
+from spasemsr.evaluation.runner import weights_sha256
 from spasemsr.sweep.front import front_rows, hypervolume_2d, presets
+from spasemsr.sweep.objective import directions
 from spasemsr.sweep.spec import SweepSpec, load_sweep_spec
 from spasemsr.sweep.storage import open_storage, requeue_dead_local_trials
-from spasemsr.utils.atomic import atomic_write_text
+from spasemsr.utils.atomic import atomic_path, atomic_write_text
 
 
 def make_sampler(spec: SweepSpec, worker_index: int = 0) -> optuna.samplers.BaseSampler:
@@ -39,9 +42,6 @@ def make_sampler(spec: SweepSpec, worker_index: int = 0) -> optuna.samplers.Base
 def open_study(spec: SweepSpec, storage: str, name: str, objectives: tuple[str, str], model: str,
                worker_index: int = 0) -> optuna.Study:
     """Create or load the study; a loaded one must have the same objectives and model checkpoint."""
-    from spasemsr.evaluation.runner import weights_sha256
-    from spasemsr.sweep.objective import directions
-
     study = optuna.create_study(storage=open_storage(storage, spec.liveness), study_name=name,
                                 directions=directions(objectives), sampler=make_sampler(spec, worker_index),
                                 load_if_exists=True)
@@ -89,7 +89,8 @@ def run_sweep(experiment: str, storage: str, name: str, n_trials: int, workers: 
     args = (experiment, storage, name, n_trials, model, device, tensorboard)
     if workers <= 1:
         return run_worker(*args, first_index)
-    open_storage(storage, load_sweep_spec(experiment).liveness)  # create the tables once, before workers race
+    liveness = load_sweep_spec(experiment).liveness
+    open_storage(storage, liveness)  # create the tables once, before workers race
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=run_worker, args=(*args, first_index + i)) for i in range(workers)]
     for process in processes:
@@ -99,8 +100,7 @@ def run_sweep(experiment: str, storage: str, name: str, n_trials: int, workers: 
     failed = [p.exitcode for p in processes if p.exitcode]
     if failed:
         raise RuntimeError(f"sweep {name}: {len(failed)} of {workers} workers exited with {failed}")
-    study = optuna.load_study(study_name=name, storage=open_storage(storage, load_sweep_spec(experiment).liveness))
-    return completed(study)
+    return completed(optuna.load_study(study_name=name, storage=open_storage(storage, liveness)))
 
 
 def export_front(storage: str, name: str, out: str | Path, experiment: str) -> dict:
@@ -118,11 +118,12 @@ def export_front(storage: str, name: str, out: str | Path, experiment: str) -> d
     atomic_write_text(out / f"{name}_front.json", json.dumps(record, indent=2))
     knobs = sorted({k for row in rows for k in row["knobs"]})
     metrics = sorted({k for row in rows for k in row["metrics"]})
-    lines = [",".join(["trial", *knobs, *metrics])]
-    for row in rows:
-        lines.append(",".join([str(row["trial"]), *(str(row["knobs"].get(k, "")) for k in knobs),
-                               *(repr(row["metrics"].get(k, "")) for k in metrics)]))
-    atomic_write_text(out / f"{name}_front.csv", "\n".join(lines) + "\n")
+    with atomic_path(out / f"{name}_front.csv") as tmp, tmp.open("w", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(["trial", *knobs, *metrics])
+        for row in rows:
+            writer.writerow([row["trial"], *(row["knobs"].get(k, "") for k in knobs),
+                             *(repr(row["metrics"][k]) if k in row["metrics"] else "" for k in metrics)])
     return record
 
 
