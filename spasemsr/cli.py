@@ -48,7 +48,7 @@ def _upscale(args: argparse.Namespace) -> int:
     try:
         failures = upscale_files(args.inputs, Path(args.out), ckpt, steps=args.steps, seed=args.seed,
                                  overwrite=args.overwrite, knobs=knobs, fmt=args.format, suffix=args.suffix,
-                                 device=args.device, progress=not args.quiet)
+                                 device=args.device, progress=not args.quiet, precision=args.precision)
     except ValueError as err:  # inputs that clash on an output name, bad knob values: nothing was written
         print(f"spasemsr upscale: {err}", file=sys.stderr)
         return 2
@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="knobs of a point on the model's swept PD front")
     up.add_argument("--presets", default=DEFAULT_PRESETS, help="exported front holding the presets")
     up.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:1, ...")
+    up.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                    help="auto: fp16 mixed precision on CUDA, fp32 on CPU")
     up.add_argument("--quiet", action="store_true", help="no progress bars")
     up.add_argument("--tile", type=int, default=0,
                     help="HR pixels per tile side (0: whole image); bounds memory on large images")

@@ -7,8 +7,9 @@ denoiser runs per step.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -26,7 +27,8 @@ from spasemsr.diffusion.sampler import DDIMSampler
 from spasemsr.diffusion.tiling import Window, blend, windows
 from spasemsr.guidance.conditions import Conditions
 
-Conditioner = Callable[[Tensor], Conditions]  # padded LR (B, 3, h, w) in [0, 1] -> conditions
+# padded LR (B, 3, h, w) in [0, 1], HR tile side and overlap (0 = whole) -> conditions
+Conditioner = Callable[[Tensor, int, int], Conditions]
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,15 @@ class SRPipeline:
         self.net = net
         self.scale = scale
         self.sampler = sampler
-        self.conditioner = conditioner or (lambda lr: net.conditions(lr, scale))
+        self.conditioner = conditioner or (lambda lr, tile, overlap: net.conditions(lr, scale))
         self.on_denoise: Callable[[], object] | None = None  # called after each denoiser run (a tile of a step)
+        self.precision: torch.dtype = torch.float32  # float16/bfloat16: mixed precision (autocast), fp32 weights
+
+    @contextlib.contextmanager
+    def _autocast(self, device: torch.device) -> Iterator[None]:
+        """Run matmuls and convolutions in ``self.precision`` (weights and the returned image stay float32)."""
+        with torch.autocast(device.type, dtype=self.precision, enabled=self.precision != torch.float32):
+            yield
 
     @property
     def unet_factor(self) -> int:
@@ -61,12 +70,16 @@ class SRPipeline:
         return hr_multiple // math.gcd(hr_multiple, self.scale)
 
     @torch.no_grad()
-    def prepare(self, lr: Tensor) -> Prepared:
+    def prepare(self, lr: Tensor, knobs: SamplerConfig | None = None) -> Prepared:
         """The knob-independent part of a call: pad the LR and compute its conditions (grounding, text, E_img/E_sem).
 
-        Sweeps prepare each image once and sample it under many knob settings.
+        Sweeps prepare each image once and sample it under many knob settings; of ``knobs`` only the
+        tiling is read: it bounds the conditioner's memory (the DRM runs tile by tile, blended at the borders).
         """
-        return Prepared(lr, self.conditioner(_pad_to_multiple(lr, self.multiple)))
+        knobs = knobs or self.sampler
+        with self._autocast(lr.device):
+            return Prepared(lr, self.conditioner(_pad_to_multiple(lr, self.multiple), knobs.tile_size,
+                                                 knobs.tile_overlap))
 
     def tiles(self, latent_hw: tuple[int, int], knobs: SamplerConfig) -> list[Window] | None:
         """The latent tiles ``knobs`` ask for, or None when the image is processed whole (one tile would cover it)."""
@@ -110,21 +123,22 @@ class SRPipeline:
             return blend(tiles, lambda win: counted(latents[(..., *win.scaled(1))], t, cond.crop(win, factor)), 1,
                          latents.shape)
 
-        init = None
-        if knobs.start_t < 1.0:
-            image = (cond.pixel[:b] + 1) / 2
+        image = (cond.pixel[:b] + 1) / 2  # the sampler starts from this upsampled LR's latent, noised
+        with self._autocast(lr.device):
             init = clean_latents(vae, image) if tiles is None else blend(
                 tiles, lambda win: clean_latents(vae, image[(..., *win.scaled(factor))]), 1, shape)
+        init = init.to(lr.dtype)
         sampler = DDIMSampler(self.backbone.sampling_scheduler(), knobs.steps, knobs.eta)
-        latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
-        sr = decode(vae, latents) if tiles is None else blend(
-            tiles, lambda win: decode(vae, latents[(..., *win.scaled(1))]), factor, (b, 3, height, width))
-        sr = sr[:, :, : h * self.scale, : w * self.scale]
+        with self._autocast(lr.device):
+            latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
+            sr = decode(vae, latents) if tiles is None else blend(
+                tiles, lambda win: decode(vae, latents[(..., *win.scaled(1))]), factor, (b, 3, height, width))
+        sr = sr[:, :, : h * self.scale, : w * self.scale].to(lr.dtype)
         return back_project(color_fix(sr, lr, knobs.color_fix), lr, self.scale, knobs.backproject)
 
     def __call__(self, lr: Tensor, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
         """LR (B, 3, h, w) in [0, 1] → SR (B, 3, scale·h, scale·w) in [0, 1]."""
-        return self.sample(self.prepare(lr), generator, knobs)
+        return self.sample(self.prepare(lr, knobs), generator, knobs)
 
 
 def _pad_to_multiple(image: Tensor, multiple: int) -> Tensor:

@@ -71,6 +71,18 @@ def pick_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_precision(precision: str, device: str) -> torch.dtype:
+    """``auto`` → float16 on CUDA (mixed precision), float32 elsewhere; else the named one."""
+    if precision == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}; valid: auto, {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
 def _kept_alpha(extras: ImageExtras, target: Path, scale: int) -> Tensor | None:
     """The input's alpha upscaled bicubically to the output size, or None (no alpha, or a JPEG output)."""
     if extras.alpha is None:
@@ -84,11 +96,11 @@ def _kept_alpha(extras: ImageExtras, target: Path, scale: int) -> Tensor | None:
 
 def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = None, seed: int = 0,
                   overwrite: bool = False, device: str = "auto", knobs: dict | None = None, fmt: str = "png",
-                  suffix: str = "", progress: bool = True) -> list[str]:
+                  suffix: str = "", progress: bool = True, precision: str = "auto") -> list[str]:
     """Upscale every input into ``out/<stem><suffix>.<fmt>``; return the inputs that failed (reasons printed).
 
     ``inputs`` may be files, folders or glob patterns. ``knobs`` (e.g. a sweep preset) override the
-    model's sampler settings; ``steps`` overrides both.
+    model's sampler settings; ``steps`` overrides both. ``precision`` picks mixed precision (``pick_precision``).
     """
     paths, empty = expand_inputs(inputs)
     for item in empty:
@@ -96,6 +108,7 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
     targets = output_paths(paths, out, fmt, suffix)
     device = pick_device(device)
     pipeline = load_pipeline(ckpt, device=device)
+    pipeline.precision = pick_precision(precision, device)
     overrides = knob_overrides(knobs or {}) | ({"steps": steps} if steps is not None else {})
     pipeline.sampler = sampler_settings(pipeline.sampler, **overrides)
     failures, written, kept = list(empty), 0, 0

@@ -112,3 +112,17 @@ def test_restorer_errors_name_what_is_valid(tmp_path):
         load_restorer("drm", tmp_path)
     with pytest.raises(ValueError, match="has no weights"):
         load_restorer("bicubic", tmp_path)
+
+
+def test_tiled_drm_matches_the_whole_image_closely():
+    from spasemsr.evaluation.datasets import bundled_set
+    from spasemsr.metrics.fidelity import psnr_y
+    from spasemsr.restore.baselines import tiled
+
+    drm = load_restorer("drm", REPO / "weights" / "tiny" / "drm" / "drm")
+    lr = next(iter(bundled_set("kodak5", "realesrgan").head(1, 256))).lr[None]  # 64x64 LR
+    whole = drm(lr)
+    assert torch.equal(tiled(drm, lr, 4, tile=64, overlap=8), whole)  # one tile covers it: the whole path
+    parts = tiled(drm, lr, 4, tile=32, overlap=12)
+    assert parts.shape == whole.shape and not torch.equal(parts, whole)
+    assert psnr_y(parts, whole).item() > 40  # differences only near tile borders, faded by the blend

@@ -174,7 +174,7 @@ def test_pipeline_knobs_neutral_is_default_and_each_moves_the_output(prior_dir, 
     backbone.unet = net.unet  # the guided UNet
     lr = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     pipeline = SRPipeline(backbone, net, 4, replace(NEUTRAL, steps=2),
-                          lambda x: net.conditions(x, 4, GROUNDINGS[:1], CAPTIONS[:1]))
+                          lambda x, *_: net.conditions(x, 4, GROUNDINGS[:1], CAPTIONS[:1]))
 
     def run(**knobs):
         return pipeline(lr, torch.Generator().manual_seed(0), replace(pipeline.sampler, **knobs))

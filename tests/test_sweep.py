@@ -72,7 +72,7 @@ def test_a_worker_prepares_each_image_once_and_stores_every_metric(tmp_path):
     objective = SweepObjective(spec, tensorboard=tmp_path / "tb")
     calls = []
     conditioner = objective.pipeline.conditioner
-    objective.pipeline.conditioner = lambda lr: calls.append(1) or conditioner(lr)
+    objective.pipeline.conditioner = lambda *args: calls.append(1) or conditioner(*args)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(0))
     study.optimize(objective, n_trials=3)
     assert calls == [] and objective.objectives == ("psnr_y", "niqe")  # conditions were computed in __init__

@@ -88,6 +88,15 @@ def test_device_auto_prefers_a_visible_gpu(monkeypatch):
     assert pick_device("auto") == "cuda"
 
 
+def test_precision_auto_is_half_on_cuda_only():
+    from spasemsr.upscale import pick_precision
+
+    assert pick_precision("auto", "cuda:0") == torch.float16 and pick_precision("auto", "cpu") == torch.float32
+    assert pick_precision("bf16", "cpu") == torch.bfloat16
+    with pytest.raises(ValueError, match="valid: auto, fp32, fp16, bf16"):
+        pick_precision("fp8", "cpu")
+
+
 def test_upscale_needs_an_exported_model(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("spasemsr.cli.DEFAULT_MODEL", str(tmp_path / "no-shipped-weights"))
     assert main(["upscale", "x.png", "--out", str(tmp_path)]) == 2

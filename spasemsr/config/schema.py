@@ -80,7 +80,7 @@ class SamplerConfig:
     w_sem: float = 1.0  # scale of SemImgAttn outputs in the UNet decoder
     control_scale: float = 1.0  # scale of ControlNet residuals
     cfg_scale: float = 1.0  # classifier-free guidance on the text conditions (1 = off)
-    start_t: float = 1.0  # fraction of the schedule to start from; < 1 starts from the noised LR latent
+    start_t: float = 1.0  # fraction of the schedule to start from (the LR latent noised to it); < 1 keeps more LR
     color_fix: str = "none"  # none | adain | wavelet
     backproject: int = 0  # iterations of LR back-projection after decoding (0 = off); see diffusion/consistency.py
     tile_size: int = 0  # HR pixels per tile side for tiled sampling and VAE (0 = whole image); diffusion/tiling.py

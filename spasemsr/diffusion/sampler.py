@@ -14,9 +14,12 @@ Denoiser = Callable[[Tensor, Tensor], Tensor]  # (z_t, t) -> predicted ε
 class DDIMSampler:
     """Deterministic (eta=0) or stochastic DDIM over ``steps`` of the prior's noise schedule.
 
-    ``start_t`` < 1 truncates the schedule: sampling starts at that fraction of the noise levels from
-    ``init_latents`` noised to it (an LR-derived start, trading perception for fidelity); 1 starts
-    from pure noise.
+    Sampling starts from ``init_latents`` (the LR-derived latent) noised to the first timestep, as SeeSR
+    and PASD start: SD-style schedules never reach zero SNR, so a prior trained on noised real latents
+    reads the image's low frequencies (its colours) from that residual signal, and pure noise gives it
+    only the training set's mean colour. ``start_t`` < 1 truncates the schedule to that fraction of the
+    noise levels (more of the LR kept, trading perception for fidelity). Without ``init_latents``
+    (``start_t`` = 1 only) it starts from pure noise.
     """
 
     def __init__(self, scheduler: DDIMScheduler, steps: int, eta: float = 0.0) -> None:
@@ -43,6 +46,7 @@ class DDIMSampler:
             timesteps = timesteps[timesteps <= limit]
             if len(timesteps) == 0:
                 raise ValueError(f"start_t={start_t} leaves none of the {self.steps} sampling steps")
+        if init_latents is not None:
             latents = self.scheduler.add_noise(init_latents, noise, timesteps[:1])
         else:
             latents = noise * self.scheduler.init_noise_sigma

@@ -72,10 +72,11 @@ def blend(tiles: list[Window], run: Callable[[Window], Tensor], out_factor: int,
     for window in tiles:
         out = run(window)
         if total is None:
-            total = out.new_zeros(shape)
-            weights = out.new_zeros((1, 1, *shape[2:]))
+            dtype = torch.promote_types(out.dtype, torch.float32)  # half-precision tiles still sum in fp32
+            total = out.new_zeros(shape, dtype=dtype)
+            weights = out.new_zeros((1, 1, *shape[2:]), dtype=dtype)
         rows, cols = window.scaled(out_factor)
-        weight = gaussian_weight(out.shape[-2], out.shape[-1], out.device, out.dtype)
+        weight = gaussian_weight(out.shape[-2], out.shape[-1], out.device, dtype)
         total[..., rows, cols] += out * weight
         weights[..., rows, cols] += weight
     return total / weights

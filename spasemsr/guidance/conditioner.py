@@ -13,7 +13,7 @@ from spasemsr.guidance.conditions import Conditions
 from spasemsr.guidance.describer import Describer
 from spasemsr.guidance.grounding.base import Grounder
 from spasemsr.guidance.network import SpaSemSRNet
-from spasemsr.restore.baselines import Restorer, bicubic_upscale
+from spasemsr.restore.baselines import Restorer, bicubic_upscale, tiled
 
 
 class SpaSemSRConditioner:
@@ -27,10 +27,14 @@ class SpaSemSRConditioner:
         self.describer = describer
         self.drm = drm
 
-    def __call__(self, lr: Tensor) -> Conditions:
+    def __call__(self, lr: Tensor, tile: int = 0, overlap: int = 0) -> Conditions:
+        """Conditions of ``lr``; ``tile``/``overlap`` (HR pixels, 0 = whole) bound the DRM's memory on big photos."""
         groundings = captions = None
         if self.grounder is not None:
-            cleaned = self.drm(lr) if self.drm is not None else bicubic_upscale(lr, self.scale)
+            if self.drm is None:
+                cleaned = bicubic_upscale(lr, self.scale)
+            else:
+                cleaned = tiled(self.drm, lr, self.scale, tile // self.scale, overlap // self.scale)
             groundings = self.grounder(cleaned.to(lr.device))
         if self.describer is not None:
             captions = self.describer(lr, None)

@@ -83,7 +83,7 @@ class SpaSemSRModule(TaskModule):
         """LR | SR | HR with the training-time (oracle) grounding and captions of the fixed validation pairs."""
         generator = torch.Generator(self.device).manual_seed(self.cfg.sampler.seed)
         pipeline = SRPipeline(self.backbone, self.net, self.cfg.data.scale, sampler_settings(self.cfg.sampler),
-                              lambda lr: self._conditions(dict(batch, lr=lr), None, drop=False))
+                              lambda lr, *_: self._conditions(dict(batch, lr=lr), None, drop=False))
         return self.side_by_side(batch["lr"], pipeline(batch["lr"], generator), batch["hr"])
 
     def export(self, folder: Path) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from spasemsr.data.resize import bicubic_up
+from spasemsr.diffusion.tiling import blend, windows
 
 Restorer = Callable[[Tensor], Tensor]
 
@@ -21,6 +22,19 @@ Restorer = Callable[[Tensor], Tensor]
 def bicubic_upscale(lr: Tensor, scale: int = 4) -> Tensor:
     """The floor every SR method must beat: torch bicubic (align_corners=False), clamped to [0, 1]."""
     return bicubic_up(lr, (lr.shape[-2] * scale, lr.shape[-1] * scale)).clamp(0, 1)
+
+
+def tiled(restorer: Restorer, lr: Tensor, scale: int, tile: int, overlap: int) -> Tensor:
+    """``restorer(lr)`` run on overlapping LR tiles of side ``tile`` (0 = whole) and Gaussian-blended.
+
+    A regression network's memory grows with its output area (RRDBNet keeps full-width feature maps at HR
+    size), so large photos go through it tile by tile; the overlap hides the tile borders.
+    """
+    tiles = windows(*lr.shape[-2:], tile, min(overlap, tile - 1)) if tile else []
+    if len(tiles) <= 1:
+        return restorer(lr)
+    shape = (lr.shape[0], lr.shape[1], lr.shape[-2] * scale, lr.shape[-1] * scale)
+    return blend(tiles, lambda win: restorer(lr[(..., *win.scaled(1))]), scale, shape)
 
 
 def _bicubic(path: str | Path | None, scale: int, device: str) -> Restorer:
