@@ -94,8 +94,9 @@ def _names(text: str | None) -> list[str]:
 def _ablate(args: argparse.Namespace) -> int:
     from spasemsr.ablation.runner import run_ablation
 
+    reevaluate = "rescore" if args.rescore else "resample" if args.resample else None
     run_ablation(args.experiment, args.budget, args.out, args.runs, _names(args.only), _names(args.rerun),
-                 args.rescore)
+                 reevaluate)
     return 0
 
 
@@ -181,8 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--runs", default="runs/ablation", help="parent folder of the training runs (TensorBoard)")
     ab.add_argument("--only", help="comma-separated variants to run (default: all)")
     ab.add_argument("--rerun", help="comma-separated variants (or all) to retrain afresh, e.g. after a code change")
-    ab.add_argument("--rescore", action="store_true",
-                    help="re-score complete variants' saved SR images under the current metrics (no sampling)")
+    again = ab.add_mutually_exclusive_group()
+    again.add_argument("--rescore", action="store_true",
+                       help="re-score complete variants' saved SR images under the current metrics (no sampling)")
+    again.add_argument("--resample", action="store_true",
+                       help="sample and score complete variants afresh, keeping their training (after sampler changes)")
     ab.set_defaults(func=_ablate)
 
     from spasemsr.sweep import DEFAULT_STORAGE

@@ -72,6 +72,23 @@ def test_a_rerun_skips_complete_variants_and_redoes_a_lost_one(smoke, capsys):
     assert [row["ablation"]["variant"] for row in rows] == ["full", "wo_sem"]
 
 
+def test_resample_evaluates_a_complete_variant_again_without_training(smoke, capsys):
+    out, runs = smoke
+    record = out / "ablation_smoke" / "full.json"
+    before = json.loads(record.read_text())
+    checkpoint = next((runs / "smoke" / "full" / "checkpoints").glob("*.ckpt"))
+    trained = checkpoint.stat().st_mtime_ns
+    sampled = {path: path.stat().st_mtime_ns for path in (runs / "smoke" / "full" / "eval").rglob("*.png")}
+    run_ablation(EXPERIMENT, "smoke", out, runs, only=["full"], reevaluate="resample")
+    assert "training full" not in capsys.readouterr().out and checkpoint.stat().st_mtime_ns == trained
+    assert sampled and all(path.stat().st_mtime_ns > mtime for path, mtime in sampled.items())  # sampled again
+    after = json.loads(record.read_text())
+    assert after["ablation"] == before["ablation"]
+    assert after["means"] == before["means"]  # same weights, seeds and sampler: the same numbers again
+    with pytest.raises(ValueError, match="valid: rescore, resample"):
+        run_ablation(EXPERIMENT, "smoke", out, runs, only=["full"], reevaluate="retrain")
+
+
 def test_a_changed_variant_is_not_resumed_from_the_old_run(smoke, tmp_path):
     out, runs = smoke
     changed = tmp_path / "ablation.yaml"

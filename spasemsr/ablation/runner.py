@@ -56,12 +56,19 @@ def _check_run_folder(folder: Path, cfg_hash: str, name: str) -> None:
                           f"resumed); rerun with --rerun {name} to start it afresh, or delete the folder")
 
 
+REEVALUATE = ("rescore", "resample")
+
+
 def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Path, rerun: bool = False,
-                rescore: bool = False) -> dict:
+                reevaluate: str | None = None) -> dict:
     """Train (or resume) and evaluate one variant unless its record is complete; return the record.
 
-    ``rescore`` re-scores a complete variant's saved SR images under the current metrics (no sampling).
+    ``reevaluate`` redoes a complete variant's evaluation without retraining: ``rescore`` re-scores its
+    saved SR images under the current metrics (no sampling); ``resample`` samples them afresh (after a
+    sampler change).
     """
+    if reevaluate not in (None, *REEVALUATE):
+        raise ValueError(f"reevaluate={reevaluate!r}; valid: {', '.join(REEVALUATE)} or None")
     from spasemsr.training.run import run_dir, train
 
     cfg = variant_config(spec, name, budget, runs)
@@ -72,7 +79,7 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
         shutil.rmtree(folder, ignore_errors=True)
         record_path.unlink(missing_ok=True)
     complete = _is_complete(record_path, cfg_hash, plan)
-    if complete and not (rescore and (folder / "export").is_dir()):
+    if complete and not (reevaluate and (folder / "export").is_dir()):
         print(f"ablation: {name} is complete ({record_path}), skipped")
         return json.loads(record_path.read_text())
     if complete:
@@ -82,7 +89,7 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
         print(f"ablation: training {name} ({spec.variants[name].label}) -> {folder}")
         export = train(cfg)
     result = evaluate(str(export), plan.eval.dataset(cfg.data.scale), plan.eval.metrics, folder / "eval",
-                      plan.eval.knobs, seed=spec.seed, rescore=rescore)
+                      plan.eval.knobs, seed=spec.seed, rescore=reevaluate == "rescore")
     manifest = json.loads((export / "manifest.json").read_text())
     result = {"name": spec.variants[name].label, **result, "ablation": {
         "variant": name, "budget": budget, "config_hash": cfg_hash, "eval": asdict(plan.eval),
@@ -94,7 +101,7 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
 
 
 def run_ablation(experiment: str | Path, budget: str, out: str | Path, runs: str | Path,
-                 only: Sequence[str] = (), rerun: Sequence[str] = (), rescore: bool = False) -> list[dict]:
+                 only: Sequence[str] = (), rerun: Sequence[str] = (), reevaluate: str | None = None) -> list[dict]:
     """Every variant (or ``only`` those) under ``budget``, then the tables of all complete ones."""
     spec = load_spec(experiment)
     if budget not in spec.budgets:
@@ -104,7 +111,8 @@ def run_ablation(experiment: str | Path, budget: str, out: str | Path, runs: str
         raise ConfigError(f"unknown variant(s) {unknown}; valid: {list(spec.variants)}")
     out, runs = Path(out), Path(runs)
     names = list(only) or list(spec.variants)
-    rows = [run_variant(spec, name, budget, runs, out, name in rerun or "all" in rerun, rescore) for name in names]
+    rows = [run_variant(spec, name, budget, runs, out, name in rerun or "all" in rerun, reevaluate)
+            for name in names]
     write_ablation_tables(spec, budget, out, runs)
     return rows
 
