@@ -1,4 +1,4 @@
-"""Back-projection (the `backproject` knob): it restores what the LR observes and keeps detail the LR cannot see."""
+"""LR consistency after sampling: back-projection (the `backproject` knob) and the banded wavelet colour fix."""
 
 from __future__ import annotations
 
@@ -46,3 +46,14 @@ def test_back_projection_rejects_bad_arguments(hr):
         back_project(hr, lr, 4, -1)
     with pytest.raises(ValueError, match="not the LR"):
         back_project(hr, lr, 2, 1)
+
+
+def test_wavelet_colour_fix_in_bands_equals_the_whole_image_filter():
+    from spasemsr.diffusion.color_fix import _low_pass, _low_pass_whole, wavelet
+
+    gen = torch.Generator().manual_seed(3)
+    sr, ref = torch.rand(1, 3, 700, 90, generator=gen), torch.rand(1, 3, 700, 90, generator=gen)
+    whole = _low_pass_whole(sr, 5)
+    assert torch.allclose(_low_pass(sr, 5, band=128), whole, atol=1e-6)  # 6 bands, each with a 31-row halo
+    assert not torch.allclose(_low_pass(sr, 5, band=128), _low_pass_whole(sr, 4), atol=1e-3)  # levels matter
+    assert torch.allclose(wavelet(sr, ref), sr - whole + _low_pass_whole(ref, 5), atol=1e-5)

@@ -22,8 +22,10 @@ def adain(sr: Tensor, reference: Tensor, eps: float = 1e-5) -> Tensor:
     return (sr - sr_mean) / (sr_std + eps) * ref_std + ref_mean
 
 
-def _low_pass(image: Tensor, levels: int) -> Tensor:
-    """Repeated dilated 3x3 binomial blur (an à-trous wavelet low band)."""
+BAND_ROWS = 256  # low-pass works on horizontal bands of this many rows (plus halo): memory set by the band
+
+
+def _low_pass_whole(image: Tensor, levels: int) -> Tensor:
     kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=image.dtype, device=image.device)
     kernel = (kernel / kernel.sum()).expand(image.shape[1], 1, 3, 3)
     for level in range(levels):
@@ -33,9 +35,26 @@ def _low_pass(image: Tensor, levels: int) -> Tensor:
     return image
 
 
+def _low_pass(image: Tensor, levels: int, band: int = BAND_ROWS) -> Tensor:
+    """The à-trous low-pass, band by band: exact, since each band carries a halo of the filter's full reach.
+
+    Rows near a band's cut see only halo rows (reach 2^levels - 1); replicate padding then acts only at
+    the image's true borders, so the result equals the whole-image filter, without its many full-size copies.
+    """
+    reach = 2**levels - 1
+    height = image.shape[-2]
+    if height <= band + 2 * reach:
+        return _low_pass_whole(image, levels)
+    out = torch.empty_like(image)
+    for top in range(0, height, band):
+        lo, hi = max(0, top - reach), min(height, top + band + reach)
+        out[..., top: top + band, :] = _low_pass_whole(image[..., lo:hi, :], levels)[..., top - lo: top - lo + band, :]
+    return out
+
+
 def wavelet(sr: Tensor, reference: Tensor, levels: int = 5) -> Tensor:
-    """High frequencies of ``sr`` plus low frequencies of ``reference``."""
-    return sr - _low_pass(sr, levels) + _low_pass(reference, levels)
+    """SR's high frequencies + the reference's low ones: sr - low(sr) + low(ref) = sr + low(ref - sr) (low is linear)."""
+    return sr + _low_pass(reference - sr, levels)
 
 
 def color_fix(sr: Tensor, lr: Tensor, method: str) -> Tensor:
