@@ -53,7 +53,7 @@ def _low_pass(image: Tensor, levels: int, band: int = BAND_ROWS) -> Tensor:
 
 
 def wavelet(sr: Tensor, reference: Tensor, levels: int = 5) -> Tensor:
-    """SR's high frequencies + the reference's low ones: sr - low(sr) + low(ref) = sr + low(ref - sr) (low is linear)."""
+    """SR's high frequencies + the reference's low ones: sr - low(sr) + low(ref) = sr + low(ref - sr) (linear low)."""
     return sr + _low_pass(reference - sr, levels)
 
 
