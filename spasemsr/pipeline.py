@@ -37,6 +37,8 @@ class Prepared:
 
     lr: Tensor
     conditions: Conditions
+    start: Tensor | None = None  # the LR latent sampling starts from (noised), encoded once under ``start_tiles``
+    start_tiles: list[Window] | None = None
 
 
 class SRPipeline:
@@ -78,8 +80,23 @@ class SRPipeline:
         """
         knobs = knobs or self.sampler
         with self._autocast(lr.device):
-            return Prepared(lr, self.conditioner(_pad_to_multiple(lr, self.multiple), knobs.tile_size,
-                                                 knobs.tile_overlap))
+            cond = self.conditioner(_pad_to_multiple(lr, self.multiple), knobs.tile_size, knobs.tile_overlap)
+        tiles = self.tiles(self._latent_hw(cond), knobs)
+        return Prepared(lr, cond, self._start_latents(cond, lr.shape[0], tiles), tiles)
+
+    def _latent_hw(self, cond: Conditions) -> tuple[int, int]:
+        factor = vae_downscale(self.backbone.vae)
+        return cond.pixel.shape[2] // factor, cond.pixel.shape[3] // factor
+
+    def _start_latents(self, cond: Conditions, batch: int, tiles: list[Window] | None) -> Tensor:
+        """The upsampled LR's latent (VAE posterior mean) that sampling starts from, noised; tiled like the sampler."""
+        vae, factor = self.backbone.vae, vae_downscale(self.backbone.vae)
+        image = (cond.pixel[:batch] + 1) / 2
+        shape = (batch, self.backbone.unet.config.in_channels, *self._latent_hw(cond))
+        with self._autocast(image.device):
+            start = clean_latents(vae, image) if tiles is None else blend(
+                tiles, lambda win: clean_latents(vae, image[(..., *win.scaled(factor))]), 1, shape)
+        return start.to(image.dtype)
 
     def tiles(self, latent_hw: tuple[int, int], knobs: SamplerConfig) -> list[Window] | None:
         """The latent tiles ``knobs`` ask for, or None when the image is processed whole (one tile would cover it)."""
@@ -102,7 +119,7 @@ class SRPipeline:
             cond = cond.unconditional(self.net.null_text).cat(cond)
         vae, factor = self.backbone.vae, vae_downscale(self.backbone.vae)
         height, width = cond.pixel.shape[2], cond.pixel.shape[3]
-        shape = (b, self.backbone.unet.config.in_channels, height // factor, width // factor)
+        shape = (b, self.backbone.unet.config.in_channels, *self._latent_hw(cond))
         tiles = self.tiles(shape[2:], knobs)
 
         def eps(latents: Tensor, t: Tensor, c: Conditions) -> Tensor:
@@ -123,11 +140,8 @@ class SRPipeline:
             return blend(tiles, lambda win: counted(latents[(..., *win.scaled(1))], t, cond.crop(win, factor)), 1,
                          latents.shape)
 
-        image = (cond.pixel[:b] + 1) / 2  # the sampler starts from this upsampled LR's latent, noised
-        with self._autocast(lr.device):
-            init = clean_latents(vae, image) if tiles is None else blend(
-                tiles, lambda win: clean_latents(vae, image[(..., *win.scaled(factor))]), 1, shape)
-        init = init.to(lr.dtype)
+        same_tiling = prepared.start is not None and prepared.start_tiles == tiles
+        init = prepared.start if same_tiling else self._start_latents(prepared.conditions, b, tiles)
         sampler = DDIMSampler(self.backbone.sampling_scheduler(), knobs.steps, knobs.eta)
         with self._autocast(lr.device):
             latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)

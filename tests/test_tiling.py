@@ -90,3 +90,20 @@ def test_mixed_precision_is_close_to_float32_and_returns_float32(shipped):
         pipeline.precision = torch.float32
     assert mixed.dtype == torch.float32 and bool(torch.isfinite(mixed).all())
     assert not torch.equal(mixed, full) and psnr_y(mixed, full).item() > 40  # measured 60 dB
+
+
+def test_the_start_latent_is_encoded_once_in_prepare_and_reused_while_the_tiling_matches(shipped):
+    pipeline, prepared = shipped
+    encodes = []
+    hook = pipeline.backbone.vae.encoder.register_forward_hook(lambda *_: encodes.append(1))
+    try:
+        first = _sample(pipeline, prepared)
+        _sample(pipeline, prepared, w_spa=0.5, start_t=0.6)
+        assert encodes == []  # any knobs with the prepared (whole-image) tiling reuse the prepared start latent
+        _sample(pipeline, prepared, tile_size=128, tile_overlap=64)
+        assert len(encodes) == 9  # another tiling: encoded again, tile by tile (3x3 tiles)
+    finally:
+        hook.remove()
+    fresh = pipeline.sample(replace(prepared, start=None), torch.Generator().manual_seed(0),
+                            replace(pipeline.sampler, steps=4))
+    assert torch.equal(fresh, first)  # the cached start is exactly what sampling would encode itself
