@@ -10,9 +10,11 @@ ABLATE_RUNS ?= runs/ablation
 SWEEP_STORAGE ?= sqlite:///runs/sweeps/optuna.db
 SWEEP_STUDY ?= pd_sweep
 SWEEP_TRIALS ?= 24
+FIGURES_OUT ?= figures
+BENCH_ALL ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint weights-tiny eval ablate sweep dashboard tensorboard clean
+.PHONY: install demo test lint weights-tiny eval ablate sweep figure-data figures bench dashboard tensorboard clean
 
 install: $(STAMP)  ## create .venv with the pinned requirements and spasemsr (editable)
 
@@ -27,11 +29,11 @@ demo: install  ## shipped tiny SpaSemSR vs bicubic on held-out kodak5 (DEMO_TRAI
 	$(BIN)/python -m spasemsr.demo --root runs/demo --train-steps $(DEMO_TRAIN_STEPS)
 
 test: install  ## lint + the whole test suite (offline, CPU)
-	$(BIN)/ruff check spasemsr tests
+	$(BIN)/ruff check spasemsr tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check spasemsr tests
+	$(BIN)/ruff check spasemsr tests benchmarks
 
 weights-tiny: install  ## train every tiny component in order (resumable) and ship them to weights/tiny/
 	$(BIN)/python -m spasemsr.training.ship
@@ -47,6 +49,25 @@ ablate: install  ## ablation table (experiments/ablation.yaml); resumable; ABLAT
 sweep: install  ## PD sweep of the shipped SpaSemSR (experiments/pd_sweep.yaml), then its front + upscale presets
 	$(BIN)/spasemsr sweep --storage $(SWEEP_STORAGE) --study $(SWEEP_STUDY) --n-trials $(SWEEP_TRIALS)
 	$(BIN)/spasemsr sweep --storage $(SWEEP_STORAGE) --study $(SWEEP_STUDY) --export
+
+figure-data: install  ## every sweep trial + the figures' crops and re-scored baselines (shipped models, ~20 min CPU) -> experiments/results
+	$(BIN)/spasemsr figures --collect --from experiments/results
+
+figures: install  ## paper figures (PDF + PNG) and LaTeX tables from experiments/results alone -> $(FIGURES_OUT)
+	$(BIN)/spasemsr figures --from experiments/results --out $(FIGURES_OUT)
+
+bench: export OMP_WAIT_POLICY := PASSIVE
+bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CPU cores); BENCH_ALL=1 adds SD-2 at 512^2 + upscale memory
+	$(BIN)/python -m benchmarks.component_cost
+	$(BIN)/python -m benchmarks.guidance_overhead
+	$(BIN)/python -m benchmarks.training_throughput
+	$(BIN)/python -m benchmarks.sweep_throughput
+	if [ -n "$(BENCH_ALL)" ]; then \
+		$(BIN)/python -m benchmarks.guidance_overhead --cases sd2 --sd2-lr 128 --repeats 3 --profile \
+			--out benchmarks/results/guidance_overhead_sd2_512.json && \
+		$(BIN)/python -m benchmarks.component_cost --profiles sd2 --sd2-lr 128 --owlv2 --repeats 1 \
+			--out benchmarks/results/component_cost_sd2_512.json && \
+		$(BIN)/python benchmarks/upscale_memory.py; fi
 
 dashboard: install  ## optuna-dashboard on the sweep storage (http://127.0.0.1:8080)
 	$(BIN)/optuna-dashboard $(SWEEP_STORAGE) --host 127.0.0.1 --port 8080

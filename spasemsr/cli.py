@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 DEFAULT_MODEL = "weights/tiny/spasemsr"  # the shipped tiny SpaSemSR
-NOT_YET = {"figures": 8}
 DEFAULT_PRESETS = "experiments/results/pd_sweep_front.json"  # the shipped model's exported front
 
 
@@ -118,9 +117,23 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(verb: str) -> int:
-    print(f"spasemsr {verb}: not implemented yet (tracked in issue #{NOT_YET[verb]})", file=sys.stderr)
-    return 2
+def _figures(args: argparse.Namespace) -> int:
+    from spasemsr.figures.inputs import MissingInputs
+
+    try:
+        if args.collect:
+            from spasemsr.figures.collect import collect
+
+            written = collect(args.results, args.experiment, device=args.device)
+        else:
+            from spasemsr.figures.render import render
+
+            written = render(args.results, args.out, _names(args.only), args.skip_missing)
+    except (MissingInputs, ValueError) as err:  # absent or stale result files: say which, and what makes them
+        print(f"spasemsr figures: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(str(path) for path in written))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,13 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", default="experiments/results", help="folder for --export and --compare files")
     sw.set_defaults(func=_sweep)
 
-    helps = {
-        "figures": "render paper figures from results",
-    }
-    for verb, text in helps.items():
-        sub = verbs.add_parser(verb, help=f"{text} (not implemented yet)")
-        sub.add_argument("rest", nargs=argparse.REMAINDER)
-        sub.set_defaults(func=lambda args, verb=verb: _not_yet(verb))
+    fig = verbs.add_parser("figures", help="paper figures (PDF + PNG) and LaTeX tables from result files, no model run")
+    fig.add_argument("--from", dest="results", default="experiments/results", help="the results folder")
+    fig.add_argument("--out", default="figures", help="output folder (tables under OUT/tables)")
+    fig.add_argument("--only", help="comma-separated: pd_plane, knob_grid, comparison, ablation_bars, tables")
+    fig.add_argument("--skip-missing", action="store_true",
+                     help="render what the present result files allow, with a note per skipped item (default: "
+                          "write nothing and list every missing file)")
+    fig.add_argument("--collect", action="store_true",
+                     help="instead make the figure data in --from: every sweep trial, and crops and scores sampled "
+                          "with the shipped models (minutes on CPU; `make figure-data`)")
+    fig.add_argument("--experiment", default="experiments/pd_sweep.yaml", help="--collect: the sweep file")
+    fig.add_argument("--device", default="cpu", help="--collect: device of the sampling")
+    fig.set_defaults(func=_figures)
     return parser
 
 

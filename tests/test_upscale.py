@@ -112,9 +112,3 @@ def test_help_lists_every_verb(capsys):
     text = capsys.readouterr().out
     for verb in ("train", "evaluate", "upscale", "ablate", "sweep", "figures", "doctor"):
         assert verb in text
-
-
-@pytest.mark.parametrize("verb", ["figures"])
-def test_unbuilt_verbs_fail_loudly(verb, capsys):
-    assert main([verb]) == 2
-    assert "not implemented yet" in capsys.readouterr().err

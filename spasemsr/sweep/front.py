@@ -1,7 +1,8 @@
-"""The Pareto front of a study, presets read off it, and its 2-D hypervolume."""
+"""The Pareto front of a study, presets read off it, its 2-D hypervolume, and every trial as a table."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 import optuna
 
 from spasemsr.metrics.registry import lower_better
+from spasemsr.utils.atomic import atomic_path
 
 PRESETS = ("fidelity", "balance", "perception")
 
@@ -18,6 +20,27 @@ def front_rows(study: optuna.Study) -> list[dict]:
     """The Pareto-optimal complete trials: number, knobs, objective values and full metric vector."""
     return [{"trial": t.number, "knobs": dict(t.params), "values": list(t.values), "metrics": t.user_attrs["metrics"]}
             for t in sorted(study.best_trials, key=lambda t: t.values[0])]
+
+
+def trial_rows(study: optuna.Study) -> list[dict]:
+    """Every trial (any state): number, state, knobs and metric vector ({} where none was stored), by number."""
+    return [{"trial": t.number, "state": t.state.name, "knobs": dict(t.params),
+             "metrics": dict(t.user_attrs.get("metrics", {}))} for t in study.get_trials(deepcopy=False)]
+
+
+def write_trials_csv(rows: Sequence[dict], path: str | Path) -> None:
+    """``rows`` of ``trial_rows`` as CSV (knob and metric columns sorted, empty cell where absent), atomically.
+
+    The front files hold only the Pareto-optimal trials; figures that show the whole cloud read this one.
+    """
+    knobs = sorted({k for row in rows for k in row["knobs"]})
+    metrics = sorted({k for row in rows for k in row["metrics"]})
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(["trial", "state", *knobs, *metrics])
+        for row in rows:
+            writer.writerow([row["trial"], row["state"], *(row["knobs"].get(k, "") for k in knobs),
+                             *(repr(row["metrics"][k]) if k in row["metrics"] else "" for k in metrics)])
 
 
 def _costs(rows: Sequence[dict], objectives: Sequence[str]) -> list[tuple[float, float]]:

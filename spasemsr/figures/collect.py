@@ -1,0 +1,206 @@
+"""Figure data: the small files the figures render from, made once with the shipped models (``make figure-data``).
+
+The renderer never runs a model, so everything image-based or re-scored is produced here and committed:
+
+- ``<study>_trials.csv``: every trial of the exported PD sweep, read from its Optuna storage (the front
+  files keep only the Pareto-optimal ones);
+- ``figure_data/pd_reference.json``: the kodak5 suite's methods scored under the sweep's own protocol
+  (256-pixel cuts, experiments/pd_sweep.yaml), so they can share the sweep's PD plane;
+- ``figure_data/knob_grid/``: crops of one image sampled by the swept model over ``w_spa`` x ``w_sem``,
+  with each full sample's PSNR-Y, NIQE and mean change from the neutral setting;
+- ``figure_data/comparison/``: one crop box through LR, bicubic, DRM, ControlNet-SR, SpaSemSR and HR.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from spasemsr.data.images import read_image, write_image
+from spasemsr.evaluation.datasets import EvalImage, bundled_set
+from spasemsr.evaluation.runner import export_config_hash, knob_overrides, load_method, weights_sha256
+from spasemsr.evaluation.suite import METHODS, RAW, SuiteMethod, run_suite
+from spasemsr.figures.inputs import FIGURE_DATA_DIR, FRONT, SWEEP, read_json
+from spasemsr.metrics.color import quantize_8bit
+from spasemsr.metrics.registry import compute
+from spasemsr.training.ship import SHIPPED
+from spasemsr.utils.atomic import atomic_write_text
+
+IMAGE = "kodim08"  # houses: roof tiles, shutters and window frames show texture and edges side by side
+SEED = 0
+SCORES = ("psnr_y", "niqe")  # the PD plane's two axes, per full image
+KNOB_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0)  # the sweep's range of both knobs, neutral 1.0 in the middle
+KNOB_BOX = (256, 96, 352, 192)  # HR pixels (x0, y0, x1, y1): dormer window and snowy roof
+COMPARE_BOX = (240, 112, 400, 272)  # HR pixels: dormer, roof tiles, green and yellow facades
+COMPARE_ZOOM = (264, 128, 312, 176)  # HR pixels inside COMPARE_BOX, its upper left: the dormer, drawn magnified
+COMPARE_METHODS = ("bicubic", "drm", "controlnet_sr", "spasemsr")  # suite rows as shipped (as in the table)
+
+
+def _image(name: str, lr: str = "realesrgan") -> EvalImage:
+    """One kodak5 pair with the evaluation's own LR (seeded Real-ESRGAN degradation)."""
+    for image in bundled_set("kodak5", lr):
+        if image.name == name:
+            return image
+    raise ValueError(f"kodak5 has no image {name!r}")
+
+
+def _crop(image: Tensor, box: tuple[int, int, int, int], scale: int = 1) -> Tensor:
+    """(3, H, W) cut to ``box`` given in HR pixels (divided by ``scale`` for an LR image)."""
+    x0, y0, x1, y1 = (v // scale for v in box)
+    return image[:, y0:y1, x0:x1]
+
+
+def _scores(sr: Tensor, image: EvalImage, scale: int) -> dict[str, float]:
+    """PSNR-Y and NIQE of one full 8-bit SR image under the protocol's variants."""
+    return {name: float(compute(name, sr[None].float(), hr=image.hr[None], lr=image.lr[None], scale=scale)[0])
+            for name in SCORES}
+
+
+def _write_json(path: Path, record: dict) -> Path:
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def export_trials(results: Path) -> Path:
+    """``<study>_trials.csv`` from the storage the exported front names; refused if that front is stale."""
+    import optuna
+
+    from spasemsr.sweep.front import trial_rows, write_trials_csv
+    from spasemsr.sweep.spec import Liveness
+    from spasemsr.sweep.storage import open_storage
+
+    front = read_json(results, FRONT)
+    url, name = front["storage"], front["study"]
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise FileNotFoundError(f"{url.removeprefix('sqlite:///')}: no sweep storage (the study {name!r} that "
+                                f"{FRONT.path(results)} was exported from); run `{SWEEP}` first")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = trial_rows(optuna.load_study(study_name=name, storage=open_storage(url, Liveness())))
+    complete = sum(row["state"] == "COMPLETE" for row in rows)
+    if complete != front["complete_trials"]:
+        raise ValueError(f"study {name!r} in {url} has {complete} complete trials, but {FRONT.path(results)} was "
+                         f"exported at {front['complete_trials']}; export it again: spasemsr sweep --export")
+    path = results / f"{name}_trials.csv"
+    write_trials_csv(rows, path)
+    return path
+
+
+def reference_points(results: Path, experiment: str | Path, weights: Path = SHIPPED, device: str = "cpu") -> Path:
+    """Every kodak5 suite method scored on the sweep's evaluation set and seed, means into pd_reference.json."""
+    from spasemsr.sweep.spec import load_sweep_spec
+
+    spec = load_sweep_spec(experiment)
+    front = read_json(results, FRONT)
+    if weights_sha256(Path(spec.model)) != front["ckpt"]:
+        raise ValueError(f"{spec.model} is not the checkpoint {front['ckpt'][:16]} that {FRONT.path(results)} was "
+                         f"swept on; sweep it again (`{SWEEP}`) before collecting figure data")
+    if spec.eval.knobs and knob_overrides(spec.eval.knobs) != RAW:
+        raise ValueError(f"{experiment}: eval.knobs {spec.eval.knobs} are not the suite's raw knobs {RAW}; the "
+                         "reference rows would not share the sweep's sampler")
+    dataset = spec.eval.dataset(scale=4)
+    with tempfile.TemporaryDirectory() as tmp:  # sr/ and tb/ of this side run are not kept
+        rows = run_suite(tmp, weights=weights, sets={"pd_sweep_eval": dataset}, device=device)["pd_sweep_eval"]
+    keep = ("method", "ckpt", "config", "knobs", "dataset", "seed")
+    record = {"about": f"kodak5 suite methods under the evaluation of {experiment} (the PD sweep's set, crop and "
+                       "seed); the sweep fixes the raw sampler, so its trials compare with the (raw) rows",
+              "sweep": {"study": front["study"], "ckpt": front["ckpt"], "eval": asdict(spec.eval)},
+              "rows": [{"name": row["name"], "means": row["means"], "record": {k: row["record"][k] for k in keep}}
+                       for row in rows]}
+    return _write_json(results / FIGURE_DATA_DIR / "pd_reference.json", record)
+
+
+def knob_grid(results: Path, model: str | Path, device: str = "cpu") -> Path:
+    """Samples of ``IMAGE`` over ``w_spa`` x ``w_sem`` with the raw sampler; crops, scores and changes to JSON.
+
+    Raw (no colour fix, no back-projection) because that is the sampler the PD sweep varies these knobs
+    under, and because both corrections pull every sample towards the LR and hide most of the change.
+    """
+    from spasemsr.loading import load_pipeline
+
+    model = Path(model)
+    pipeline = load_pipeline(model, device=device)
+    image = _image(IMAGE)
+    prepared = pipeline.prepare(image.lr[None].to(device))
+    base = replace(pipeline.sampler, **knob_overrides(RAW), seed=SEED)
+    folder = results / FIGURE_DATA_DIR / "knob_grid"
+    samples: dict[tuple[float, float], Tensor] = {}
+    cells = []
+    for w_spa in KNOB_VALUES:
+        for w_sem in KNOB_VALUES:
+            knobs = replace(base, w_spa=w_spa, w_sem=w_sem)
+            sr = pipeline.sample(prepared, torch.Generator(device).manual_seed(SEED), knobs)
+            samples[w_spa, w_sem] = quantize_8bit(sr[0].cpu())
+            file = f"spa{w_spa:.2f}_sem{w_sem:.2f}.png"
+            write_image(_crop(samples[w_spa, w_sem], KNOB_BOX).float(), folder / file)
+            cells.append({"w_spa": w_spa, "w_sem": w_sem, "file": f"knob_grid/{file}",
+                          **_scores(samples[w_spa, w_sem], image, pipeline.scale)})
+            print(f"knob grid: w_spa={w_spa} w_sem={w_sem}: " + ", ".join(f"{k}={cells[-1][k]:.4g}" for k in SCORES))
+    neutral = samples[1.0, 1.0]
+    for cell in cells:
+        change = (samples[cell["w_spa"], cell["w_sem"]] - neutral).abs().mean() * 255
+        cell["mean_abs_change"] = float(change)
+    write_image(_crop(image.hr, KNOB_BOX), folder / "hr.png")
+    record = {"image": IMAGE, "dataset": bundled_set("kodak5", "realesrgan").record(), "box": list(KNOB_BOX),
+              "model": str(model), "ckpt": weights_sha256(model), "config": export_config_hash(model), "seed": SEED,
+              "knobs": asdict(base), "w_spa": list(KNOB_VALUES), "w_sem": list(KNOB_VALUES), "hr": "knob_grid/hr.png",
+              "scores": "psnr_y, niqe: each full 8-bit sample under the protocol; mean_abs_change: mean |sample - "
+                        "sample at w_spa=w_sem=1| over the full image, in 8-bit levels",
+              "cells": cells}
+    return _write_json(results / FIGURE_DATA_DIR / "knob_grid.json", record)
+
+
+def _suite_sr(entry: SuiteMethod, results: Path, image: EvalImage, weights: Path, device: str) -> tuple[Tensor, dict]:
+    """The method's SR of ``image``: the eval's saved image when it is this checkpoint's, else sampled afresh."""
+    path = weights / entry.weights if entry.weights else None
+    ckpt = weights_sha256(path) if path else "bicubic"
+    run = results / "kodak5_realesrgan" / entry.folder
+    saved = run / "sr" / f"{image.name}.png"
+    if saved.is_file() and (run / "metrics.json").is_file():
+        record = json.loads((run / "metrics.json").read_text())["record"]
+        if record["ckpt"] == ckpt and record["dataset"]["hash"] == bundled_set("kodak5", "realesrgan").hash:
+            return read_image(saved).double(), {"source": str(saved), "ckpt": ckpt, "knobs": record["knobs"]}
+    method = "bicubic" if path is None else (str(path) if entry.kind == "diffusion" else f"{entry.folder}:{path}")
+    runner = load_method(method, 4, entry.knobs, SEED, device)
+    with torch.no_grad():
+        sr = runner.upscale(image.lr[None].to(device))[0].cpu()
+    return quantize_8bit(sr), {"source": f"sampled by `make figure-data` ({method})", "ckpt": ckpt,
+                               "knobs": runner.knobs}
+
+
+def comparison(results: Path, weights: Path = SHIPPED, device: str = "cpu") -> Path:
+    """``COMPARE_BOX`` of ``IMAGE`` from LR, each shipped method and HR, with each full image's scores."""
+    image = _image(IMAGE)
+    folder = results / FIGURE_DATA_DIR / "comparison"
+    write_image(_crop(image.lr, COMPARE_BOX, 4), folder / "lr.png")
+    write_image(_crop(image.hr, COMPARE_BOX), folder / "hr.png")
+    panels = [{"key": "lr", "label": "LR", "file": "comparison/lr.png", "scale": 4}]
+    for entry in (m for key in COMPARE_METHODS for m in METHODS if m.folder == key):
+        sr, source = _suite_sr(entry, results, image, weights, device)
+        write_image(_crop(sr, COMPARE_BOX).float(), folder / f"{entry.folder}.png")
+        panels.append({"key": entry.folder, "label": entry.label, "file": f"comparison/{entry.folder}.png", "scale": 1,
+                       **_scores(sr, image, 4), **source})
+    panels.append({"key": "hr", "label": "HR", "file": "comparison/hr.png", "scale": 1})
+    record = {"image": IMAGE, "dataset": bundled_set("kodak5", "realesrgan").record(), "box": list(COMPARE_BOX),
+              "zoom": list(COMPARE_ZOOM), "seed": SEED,
+              "scores": "psnr_y, niqe of each method's full 8-bit SR of the image under the protocol",
+              "panels": panels}
+    return _write_json(results / FIGURE_DATA_DIR / "comparison.json", record)
+
+
+def collect(results: str | Path, experiment: str | Path = "experiments/pd_sweep.yaml", weights: str | Path = SHIPPED,
+            device: str = "cpu") -> list[Path]:
+    """Every figure-data file, in order of cost; returns their paths."""
+    from spasemsr.sweep.spec import load_sweep_spec
+
+    results, weights = Path(results), Path(weights)
+    written = [export_trials(results)]
+    written.append(comparison(results, weights, device))
+    written.append(reference_points(results, experiment, weights, device))
+    written.append(knob_grid(results, load_sweep_spec(experiment).model, device))
+    return written
+

@@ -1,0 +1,233 @@
+"""The perception-distortion plane: the PD sweep's every trial and Pareto front, the baselines, the ablation.
+
+Points share an axes only when they share a protocol. (a) is the sweep's own evaluation (256-pixel
+kodak5 cuts, raw sampler): every trial, the front as a staircase, the presets, and the kodak5 suite's
+methods re-scored on those cuts (``make figure-data``). (b) is the full-image kodak5 table with the
+ablation variants, which are scored on full images; (c) zooms into the ablation cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+
+from spasemsr.figures.inputs import (
+    ABLATE,
+    EVAL,
+    FIGURE_DATA,
+    FIGURE_DATA_DIR,
+    FRONT,
+    Input,
+    number,
+    read_csv,
+    read_json,
+)
+from spasemsr.figures.style import (
+    ABLATION_COLOR,
+    FRONT_COLOR,
+    FULL_WIDTH,
+    SWEEP_COLOR,
+    axis_label,
+    figure_style,
+    method_mark,
+    metric_name,
+    new_figure,
+)
+from spasemsr.metrics.registry import lower_better
+
+TRIALS = Input("pd_sweep_trials.csv", FIGURE_DATA)
+REFERENCE = Input(f"{FIGURE_DATA_DIR}/pd_reference.json", FIGURE_DATA)
+EVAL_TABLE = Input("kodak5_realesrgan.csv", EVAL)
+ABLATION_TABLE = Input("ablation.csv", ABLATE)
+INPUTS = (FRONT, TRIALS, REFERENCE, EVAL_TABLE, ABLATION_TABLE)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One exported study: checkpoint, objectives, every complete trial's metrics, the front and the presets."""
+
+    ckpt: str
+    objectives: tuple[str, str]
+    trials: list[dict]
+    front: list[dict]
+    presets: dict[str, dict]
+
+
+def load_sweep(results: Path) -> Sweep:
+    """The exported front with every trial; refused when the trials file is not of the same study state."""
+    record = read_json(results, FRONT)
+    trials = [{"trial": int(row["trial"]), "metrics": {k: float(v) for k, v in row.items()
+                                                       if k in record["objectives"] and v}}
+              for row in read_csv(results, TRIALS) if row["state"] == "COMPLETE"]
+    if len(trials) != record["complete_trials"] or not {r["trial"] for r in record["front"]} <= {
+            t["trial"] for t in trials}:
+        raise ValueError(f"{TRIALS.path(results)} ({len(trials)} complete trials) is not the study "
+                         f"{FRONT.path(results)} was exported from ({record['complete_trials']}); run "
+                         f"`{FIGURE_DATA}` again")
+    return Sweep(record["ckpt"], tuple(record["objectives"]), trials, record["front"], record["presets"])
+
+
+def table_rows(results: Path, item: Input) -> list[dict]:
+    """A results table (CSV of spasemsr.evaluation.table) as {name, means} rows, in table order."""
+    skip = {"method", "dataset", "lr", "dataset_hash", "ckpt", "config", "seed", "knobs"}
+    return [{"name": row["method"], "means": {k: number(v) for k, v in row.items() if k not in skip and v}}
+            for row in read_csv(results, item)]
+
+
+def staircase(points: Sequence[tuple[float, float]], objectives: Sequence[str]) -> list[tuple[float, float]]:
+    """Vertices of the boundary a Pareto front dominates, in the metrics' own directions (a step through the points)."""
+    signs = [1.0 if lower_better(name) else -1.0 for name in objectives]
+    costs = sorted((signs[0] * x, signs[1] * y) for x, y in points)
+    vertices = [costs[0]]
+    for point in costs[1:]:
+        vertices += [(point[0], vertices[-1][1]), point]
+    return [(signs[0] * x, signs[1] * y) for x, y in vertices]
+
+
+def _xy(metrics: dict, objectives: Sequence[str]) -> tuple[float, float] | None:
+    values = [metrics.get(name) for name in objectives]
+    return None if any(v is None or not math.isfinite(v) for v in values) else (values[0], values[1])
+
+
+def plot_sweep(ax: Axes, sweep: Sweep, label_presets: bool = True) -> None:
+    """Every trial, the front as a highlighted staircase, and the presets circled (and named when asked)."""
+    points = [p for p in (_xy(t["metrics"], sweep.objectives) for t in sweep.trials) if p]
+    ax.scatter(*zip(*points, strict=True), s=12, color=SWEEP_COLOR, alpha=0.7, linewidths=0, zorder=2,
+               label=f"sweep trials ({len(points)})", gid="trials")
+    front = [p for p in (_xy(row["metrics"], sweep.objectives) for row in sweep.front) if p]
+    ax.plot(*zip(*staircase(front, sweep.objectives), strict=True), color=FRONT_COLOR, lw=1.4, zorder=3,
+            label=f"Pareto front ({len(front)})", gid="front")
+    ax.scatter(*zip(*front, strict=True), s=16, color=FRONT_COLOR, zorder=4, gid="front points")
+    for index, (name, preset) in enumerate(sweep.presets.items()):
+        x, y = _xy(preset["metrics"], sweep.objectives)
+        ax.scatter([x], [y], s=46, facecolors="none", edgecolors="black", linewidths=0.8, zorder=5, gid="preset")
+        if label_presets:
+            ax.annotate(name, (x, y), xytext=(-22 + 4 * index, 22 + 12 * index), textcoords="offset points",
+                        fontsize=6.5, ha="center", zorder=6, gid="preset label",
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.3", "shrinkB": 3})
+
+
+def plot_methods(ax: Axes, rows: Sequence[dict], objectives: Sequence[str], size: float = 30) -> None:
+    """Each row at its (fidelity, perception) with its method's colour and marker (hollow for raw samples)."""
+    for row in rows:
+        point = _xy(row["means"], objectives)
+        if point is None:
+            continue
+        mark = method_mark(row["name"])
+        ax.scatter([point[0]], [point[1]], s=size, marker=mark.marker, linewidths=1.0, zorder=5, label=row["name"],
+                   facecolors=mark.color if mark.filled else "white", edgecolors=mark.color)
+
+
+def plot_ablation(ax: Axes, rows: Sequence[dict], objectives: Sequence[str], numbered: bool) -> list[tuple]:
+    """The variants as small dots, numbered in table order when ``numbered``; returns their (x, y) points."""
+    points = [_xy(row["means"], objectives) for row in rows]
+    drawn = [p for p in points if p]
+    ax.scatter(*zip(*drawn, strict=True), s=14 if numbered else 8, color=ABLATION_COLOR, zorder=4, linewidths=0,
+               label=f"ablation variants ({len(drawn)})")
+    if numbered:
+        for index, point in enumerate(points, 1):
+            if point:
+                ax.annotate(str(index), point, xytext=(3, 2), textcoords="offset points", fontsize=6.5,
+                            color="black")
+    return drawn
+
+
+def _bounds(points: Sequence[tuple[float, float]], pad: float = 0.12) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    dx, dy = (max(xs) - min(xs)) * pad or 0.1, (max(ys) - min(ys)) * pad or 0.1
+    return min(xs) - dx, max(xs) + dx, min(ys) - dy, max(ys) + dy
+
+
+def split_range(values: Sequence[float]) -> list[tuple[float, float]]:
+    """One (low, high) span, or two where a gap wider than half the whole span splits 3+ values (a broken axis)."""
+    ys = sorted(values)
+    gap, at = max(((b - a, i) for i, (a, b) in enumerate(zip(ys, ys[1:], strict=False))), default=(0.0, 0))
+    total = ys[-1] - ys[0]
+    spans = [(ys[0], ys[at]), (ys[at + 1], ys[-1])] if len(ys) > 2 and gap > 0.5 * total else [(ys[0], ys[-1])]
+    return [(low - max(0.1 * (high - low), 0.02 * total), high + max(0.1 * (high - low), 0.02 * total))
+            for low, high in spans]
+
+
+def _broken(fig: Figure, cell, spans: list[tuple[float, float]]) -> list[Axes]:
+    """Axes stacked top (highest span) to bottom sharing x, with break marks where the vertical axis is cut."""
+    if len(spans) == 1:
+        return [fig.add_subplot(cell)]
+    inner = cell.subgridspec(2, 1, height_ratios=[1, 4], hspace=0.06)
+    bottom = fig.add_subplot(inner[1])
+    top = fig.add_subplot(inner[0], sharex=bottom)
+    top.set_ylim(*spans[1])
+    bottom.set_ylim(*spans[0])
+    top.spines["bottom"].set_visible(False)
+    top.tick_params(axis="x", bottom=False, labelbottom=False)
+    cut = {"marker": [(-1, -0.5), (1, 0.5)], "markersize": 6, "ls": "none", "color": "black", "mew": 0.6,
+           "clip_on": False}
+    top.plot([0], [0], transform=top.transAxes, **cut)
+    bottom.plot([0], [1], transform=bottom.transAxes, **cut)
+    return [top, bottom]
+
+
+def figure(results: Path) -> Figure:
+    """The three-panel PD plane; the Figure is returned so tests and notebooks can inspect its artists."""
+    sweep = load_sweep(results)
+    reference = read_json(results, REFERENCE)
+    if reference["sweep"]["ckpt"] != sweep.ckpt:
+        raise ValueError(f"{REFERENCE.path(results)} was scored for a sweep of checkpoint "
+                         f"{reference['sweep']['ckpt'][:16]}, not {sweep.ckpt[:16]}; run `{FIGURE_DATA}` again")
+    table, ablation = table_rows(results, EVAL_TABLE), table_rows(results, ABLATION_TABLE)
+    x_metric, y_metric = sweep.objectives
+    raw = [r for r in table if "raw" in r["name"]]
+    with figure_style():
+        fig = new_figure(FULL_WIDTH, 4.1)
+        grid = fig.add_gridspec(2, 3, height_ratios=[3.0, 0.9])
+        sweep_y = [t["metrics"][y_metric] for t in sweep.trials] + [p[1] for p in (
+            _xy(r["means"], sweep.objectives) for r in reference["rows"]) if p]
+        sweep_axes = _broken(fig, grid[0, 0], split_range(sweep_y))
+        for ax in sweep_axes:
+            plot_sweep(ax, sweep, label_presets=ax is sweep_axes[-1])
+            plot_methods(ax, reference["rows"], sweep.objectives)
+        cut = reference["sweep"]["eval"]["crop"]
+        sweep_axes[0].set_title(f"(a) PD sweep, {len(sweep.trials)} trials:\nkodak5 {cut}-px cuts, raw sampler")
+        ax_table, ax_zoom = fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[0, 2])
+        plot_methods(ax_table, table, sweep.objectives)
+        cluster = plot_ablation(ax_table, ablation, sweep.objectives, numbered=False)
+        x0, x1, y0, y1 = _bounds(cluster + [p for p in (_xy(r["means"], sweep.objectives) for r in raw) if p])
+        ax_table.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=0.7, color="0.3"))
+        ax_table.annotate("(c)", (x0, y1), xytext=(0, 2), textcoords="offset points", fontsize=6.5, color="0.3")
+        ax_table.set_title("(b) kodak5 full images:\nsuite methods and ablation")
+        plot_methods(ax_zoom, raw, sweep.objectives)
+        plot_ablation(ax_zoom, ablation, sweep.objectives, numbered=True)
+        ax_zoom.set_xlim(x0, x1)
+        ax_zoom.set_ylim(y0, y1)
+        ax_zoom.set_title("(c) zoom on the ablation variants\n(raw sampler, numbered as in the key)")
+        for ax in (*sweep_axes, ax_table, ax_zoom):
+            ax.grid(True, lw=0.3, color="0.85")
+        for ax in (sweep_axes[-1], ax_table, ax_zoom):
+            ax.set_xlabel(axis_label(x_metric))
+        sweep_axes[-1].set_ylabel(axis_label(y_metric), y=0.6)
+        for ax in (ax_table, ax_zoom):
+            ax.set_ylabel(f"{metric_name(y_metric)} {'↓' if lower_better(y_metric) else '↑'}")
+        _legends(fig.add_subplot(grid[1, :]), [*sweep_axes, ax_table], [row["name"] for row in ablation])
+    return fig
+
+
+def _legends(ax: Axes, sources: Sequence[Axes], variants: Sequence[str]) -> None:
+    """Methods and sweep marks above, the ablation's numbered key below, in one strip under the panels."""
+    ax.axis("off")
+    seen: dict[str, object] = {}
+    for source in sources:
+        for handle, label in zip(*source.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    marks = ax.legend(seen.values(), seen.keys(), loc="upper center", ncol=5, handletextpad=0.3, columnspacing=1.0,
+                      borderaxespad=0)
+    ax.add_artist(marks)
+    key = [Line2D([], [], ls="none", marker=f"${i}$", color=ABLATION_COLOR, markersize=5)
+           for i in range(1, len(variants) + 1)]
+    ax.legend(key, variants, loc="lower center", ncol=4, handletextpad=0.2, columnspacing=1.0, fontsize=6,
+              borderaxespad=0)
