@@ -1,0 +1,126 @@
+"""The pipelines the benchmarks measure: the shipped tiny models, and SpaSemSR at SD-2 sizes with random weights.
+
+No SD-2 weights can be downloaded here, and cost does not depend on weight values, so the SD-2 case
+builds SD-2-base-shaped modules in code (UNet 866 M, ControlNet 364 M, VAE 84 M, CLIP ViT-H text tower
+340 M parameters) around the same ``SpaSemSRNet`` / ``SpaSemSRConditioner`` code the ``sd2`` profile runs.
+Its grounder, describer and DRM are the shipped ones, which ``configs/model/spasemsr.yaml`` names for
+every profile.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from types import SimpleNamespace
+
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from spasemsr.diffusion.control import ControlledUNet
+from spasemsr.pipeline import SRPipeline
+
+TINY_SPASEMSR = "weights/tiny/spasemsr"
+TINY_CONTROLNET_SR = "weights/tiny/controlnet_sr"
+
+SD2_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True, norm_num_groups=32,
+)
+SD2_VAE = dict(
+    in_channels=3, out_channels=3, block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32,
+    sample_size=512, scaling_factor=0.18215,
+)
+SD2_TEXT = dict(  # OpenCLIP ViT-H/14 text tower, as in stable-diffusion-2-base/text_encoder
+    vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
+    max_position_embeddings=77, hidden_act="gelu", projection_dim=512,
+)
+SD2_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                    prediction_type="epsilon", clip_sample=False)
+SD2_CONTROL_CHANNELS = [16, 32, 96, 256]  # configs/profile/sd2.yaml
+SAM_CHANNELS = 256  # the sd2 teacher's feature width (sizes only the training-time projection head)
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as token ids, padded to ``max_length``: tokenising costs nothing next to a CLIP-H forward."""
+
+    def __call__(self, texts: list[str], padding: str, truncation: bool, max_length: int,
+                 return_tensors: str) -> SimpleNamespace:
+        ids = torch.full((len(texts), max_length), 49407)
+        mask = torch.zeros(len(texts), max_length, dtype=torch.long)
+        for row, text in enumerate(texts):
+            tokens = [49406, *list(text.encode())[: max_length - 2], 49407]
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+            mask[row, : len(tokens)] = 1
+        return SimpleNamespace(input_ids=ids, attention_mask=mask)
+
+
+def shared_copy(module: nn.Module) -> nn.Module:
+    """A second module tree over the same parameter and buffer tensors (no extra weight memory).
+
+    Taken before ``SpaSemSRNet`` attaches its processors and hooks, it is the plain model of the same weights.
+    """
+    memo = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
+    return copy.deepcopy(module, memo)
+
+
+def tiny_pipelines(device: torch.device) -> tuple[SRPipeline, SRPipeline]:
+    """The shipped tiny SpaSemSR and the shipped ControlNet-SR baseline (same prior, same ControlNet shape)."""
+    from spasemsr.loading import load_pipeline
+
+    return load_pipeline(TINY_SPASEMSR, device), load_pipeline(TINY_CONTROLNET_SR, device)
+
+
+def sd2_pipeline(tiny: SRPipeline, device: torch.device, seed: int = 0) -> tuple[SRPipeline, ControlledUNet]:
+    """SpaSemSR on an SD-2-shaped random prior (conditioner backends taken from ``tiny``), and its plain twin.
+
+    The twin is ``ControlledUNet`` over the very same UNet and ControlNet weights, without the guidance.
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from spasemsr.diffusion.backbone import Backbone, vae_downscale
+    from spasemsr.diffusion.control import controlnet_from_unet
+    from spasemsr.guidance.conditioner import SpaSemSRConditioner
+    from spasemsr.guidance.network import SpaSemSRNet
+    from spasemsr.guidance.text_encoder import TextEncoder
+    from spasemsr.loading import read_export
+
+    torch.manual_seed(seed)
+    task = OmegaConf.to_object(read_export(TINY_SPASEMSR).model)
+    unet = UNet2DConditionModel(**SD2_UNET)
+    vae = AutoencoderKL(**SD2_VAE)
+    factor = vae_downscale(vae)
+    controlnet = controlnet_from_unet(unet, SD2_CONTROL_CHANNELS, factor)
+    text_encoder = TextEncoder(ByteTokenizer(), CLIPTextModel(CLIPTextConfig(**SD2_TEXT)), 77)
+    plain = ControlledUNet(shared_copy(unet), shared_copy(controlnet), text_encoder([task.prompt]))
+    net = SpaSemSRNet(unet, controlnet, text_encoder, task, tiny.scale, factor, SAM_CHANNELS)
+    backbone = Backbone(vae, unet, DDPMScheduler(**SD2_SCHEDULE)).freeze()
+    backbone.vae.to(device)
+    source = tiny.conditioner
+    conditioner = SpaSemSRConditioner(net, tiny.scale, source.grounder, source.describer, source.drm)
+    pipeline = SRPipeline(backbone, net.to(device).eval(), tiny.scale, tiny.sampler, conditioner)
+    return pipeline, plain.to(device).eval()
+
+
+def parameter_counts(pipeline: SRPipeline) -> dict[str, float]:
+    """Millions of parameters per part of a SpaSemSR pipeline (weights dominate resident memory)."""
+    net = pipeline.net
+    parts: dict[str, nn.Module] = {"unet": pipeline.backbone.unet, "controlnet": net.controlnet,
+                                   "vae": pipeline.backbone.vae, "text_encoder": net.text_encoder}
+    counts = {name: sum(p.numel() for p in module.parameters()) for name, module in parts.items()}
+    counts["guidance (trainable additions)"] = sum(t.numel() for t in net.guidance_state().values())
+    return {name: round(count / 1e6, 2) for name, count in counts.items()}
+
+
+def latent_noise(pipeline: SRPipeline, lr: Tensor, generator: torch.Generator) -> Tensor:
+    """A z_t of the size the pipeline samples for ``lr`` (on its device)."""
+    from spasemsr.diffusion.backbone import vae_downscale
+
+    factor, scale = vae_downscale(pipeline.backbone.vae), pipeline.scale
+    shape = (lr.shape[0], pipeline.backbone.unet.config.in_channels, lr.shape[-2] * scale // factor,
+             lr.shape[-1] * scale // factor)
+    return torch.randn(shape, generator=generator).to(lr.device)
