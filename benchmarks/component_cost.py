@@ -84,8 +84,8 @@ def components(pipeline: SRPipeline, lr: torch.Tensor, device: torch.device, rep
                       lambda: conditioner.describer(lr, None)),
         "text_encoder": (f"text encoder: caption + {len(tags)} tags", text),
         "visual_encoders": ("E_img + E_sem on the LR", lambda: net.visual(lr, latent_hw)),
-        "prepare": ("all conditions (SRPipeline.prepare)", lambda: pipeline.prepare(lr)),
-        "vae_encode": ("VAE encode of the upsampled LR (start latent)", lambda: clean_latents(vae, start)),
+        "prepare": ("conditions + start latent (SRPipeline.prepare)", lambda: pipeline.prepare(lr)),
+        "vae_encode": ("VAE encode of the start latent (part of prepare)", lambda: clean_latents(vae, start)),
         "step": ("one denoising step: ControlNet + UNet + guidance",
                  lambda: net.eps(latents, t, prepared.conditions, knobs)),
         "vae_decode": ("VAE decode", lambda: decode(vae, latents)),
@@ -107,7 +107,7 @@ def components(pipeline: SRPipeline, lr: torch.Tensor, device: torch.device, rep
 def per_image_seconds(rows: dict[str, dict], steps: int, cfg_scale: float) -> float:
     """Once-per-image parts plus ``steps`` denoiser calls (two per step under classifier-free guidance)."""
     calls = steps * (2 if cfg_scale != 1.0 else 1)
-    once = ("prepare", "vae_encode", "vae_decode", "post")
+    once = ("prepare", "vae_decode", "post")  # prepare includes the start latent's VAE encode
     return sum(rows[key]["median_s"] for key in once) + calls * rows["step"]["median_s"]
 
 
