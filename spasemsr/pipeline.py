@@ -73,15 +73,20 @@ class SRPipeline:
 
     @torch.no_grad()
     def prepare(self, lr: Tensor, knobs: SamplerConfig | None = None) -> Prepared:
-        """The knob-independent part of a call: pad the LR and compute its conditions (grounding, text, E_img/E_sem).
+        """The knob-independent part of a call: pad the LR, compute its conditions (grounding, text, E_img/E_sem)
+        and encode the latent sampling starts from.
 
-        Sweeps prepare each image once and sample it under many knob settings; of ``knobs`` only the
-        tiling is read: it bounds the conditioner's memory (the DRM runs tile by tile, blended at the borders).
+        Sweeps prepare each image once and sample it under many knob settings. Of ``knobs`` only the tiling
+        is read (and checked before any work): it bounds the conditioner's memory (the DRM runs tile by
+        tile, blended at the borders) and tiles the start latent's encoding, which ``sample`` reuses while
+        its tiling is the same.
         """
         knobs = knobs or self.sampler
+        padded = _pad_to_multiple(lr, self.multiple)
+        factor = vae_downscale(self.backbone.vae)
+        tiles = self.tiles((padded.shape[2] * self.scale // factor, padded.shape[3] * self.scale // factor), knobs)
         with self._autocast(lr.device):
-            cond = self.conditioner(_pad_to_multiple(lr, self.multiple), knobs.tile_size, knobs.tile_overlap)
-        tiles = self.tiles(self._latent_hw(cond), knobs)
+            cond = self.conditioner(padded, knobs.tile_size, knobs.tile_overlap)
         return Prepared(lr, cond, self._start_latents(cond, lr.shape[0], tiles), tiles)
 
     def _latent_hw(self, cond: Conditions) -> tuple[int, int]:
@@ -89,7 +94,7 @@ class SRPipeline:
         return cond.pixel.shape[2] // factor, cond.pixel.shape[3] // factor
 
     def _start_latents(self, cond: Conditions, batch: int, tiles: list[Window] | None) -> Tensor:
-        """The upsampled LR's latent (VAE posterior mean) that sampling starts from, noised; tiled like the sampler."""
+        """The upsampled LR's latent (VAE posterior mean) that sampling starts from (the sampler noises it)."""
         vae, factor = self.backbone.vae, vae_downscale(self.backbone.vae)
         image = (cond.pixel[:batch] + 1) / 2
         shape = (batch, self.backbone.unet.config.in_channels, *self._latent_hw(cond))

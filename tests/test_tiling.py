@@ -78,6 +78,14 @@ def test_tiled_sampling_matches_whole_and_has_no_seams(shipped):
         pipeline.on_denoise = None
     with pytest.raises(ValueError, match="multiple of 16"):
         _sample(pipeline, prepared, tile_size=100)
+    conditioner, called = pipeline.conditioner, []
+    pipeline.conditioner = lambda *args: called.append(1) or conditioner(*args)
+    try:  # a bad tiling is refused by prepare before the conditioner (DRM, grounder, ...) runs
+        with pytest.raises(ValueError, match="multiple of 16"):
+            pipeline.prepare(prepared.lr, replace(pipeline.sampler, tile_size=100))
+    finally:
+        pipeline.conditioner = conditioner
+    assert called == []
 
 
 def test_mixed_precision_is_close_to_float32_and_returns_float32(shipped):

@@ -30,7 +30,7 @@ def tiled(restorer: Restorer, lr: Tensor, scale: int, tile: int, overlap: int) -
     A regression network's memory grows with its output area (RRDBNet keeps full-width feature maps at HR
     size), so large photos go through it tile by tile; the overlap hides the tile borders.
     """
-    tiles = windows(*lr.shape[-2:], tile, min(overlap, tile - 1)) if tile else []
+    tiles = windows(*lr.shape[-2:], tile, overlap) if tile else []
     if len(tiles) <= 1:
         return restorer(lr)
     shape = (lr.shape[0], lr.shape[1], lr.shape[-2] * scale, lr.shape[-1] * scale)
