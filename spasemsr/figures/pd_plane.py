@@ -40,7 +40,7 @@ from spasemsr.figures.style import (
     metric_name,
     new_figure,
 )
-from spasemsr.metrics.registry import lower_better
+from spasemsr.metrics.registry import cost_sign, lower_better
 
 TRIALS = Input("pd_sweep_trials.csv", FIGURE_DATA)
 REFERENCE = Input(f"{FIGURE_DATA_DIR}/pd_reference.json", FIGURE_DATA)
@@ -83,7 +83,7 @@ def table_rows(results: Path, item: Input) -> list[dict]:
 
 def staircase(points: Sequence[tuple[float, float]], objectives: Sequence[str]) -> list[tuple[float, float]]:
     """Vertices of the boundary a Pareto front dominates, in the metrics' own directions (a step through the points)."""
-    signs = [1.0 if lower_better(name) else -1.0 for name in objectives]
+    signs = [cost_sign(name) for name in objectives]
     costs = sorted((signs[0] * x, signs[1] * y) for x, y in points)
     vertices = [costs[0]]
     for point in costs[1:]:

@@ -127,6 +127,11 @@ def lower_better(name: str) -> bool:
     return _spec(name).lower_better
 
 
+def cost_sign(name: str) -> float:
+    """+1 for a metric to minimise, -1 for one to maximise: value x sign is a cost (Pareto fronts, hypervolume)."""
+    return 1.0 if lower_better(name) else -1.0
+
+
 def available(name: str) -> tuple[bool, str]:
     """Whether `name` can run here without any download, and why not (missing module or weight files with paths)."""
     spec = _spec(name)

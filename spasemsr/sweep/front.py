@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from spasemsr.metrics.registry import lower_better
+from spasemsr.metrics.registry import cost_sign
 from spasemsr.utils.atomic import atomic_path
 
 PRESETS = ("fidelity", "balance", "perception")
@@ -45,7 +45,7 @@ def write_trials_csv(rows: Sequence[dict], path: str | Path) -> None:
 
 def _costs(rows: Sequence[dict], objectives: Sequence[str]) -> list[tuple[float, float]]:
     """Each row's objectives as costs (lower is better): maximised metrics are negated."""
-    signs = [1.0 if lower_better(name) else -1.0 for name in objectives]
+    signs = [cost_sign(name) for name in objectives]
     return [tuple(sign * value for sign, value in zip(signs, row["values"], strict=True)) for row in rows]
 
 
