@@ -67,7 +67,7 @@ bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CP
 			--out benchmarks/results/guidance_overhead_sd2_512.json && \
 		$(BIN)/python -m benchmarks.component_cost --profiles sd2 --sd2-lr 128 --owlv2 --repeats 1 \
 			--out benchmarks/results/component_cost_sd2_512.json && \
-		$(BIN)/python benchmarks/upscale_memory.py; fi
+		$(BIN)/python -m benchmarks.upscale_memory; fi
 
 dashboard: install  ## optuna-dashboard on the sweep storage (http://127.0.0.1:8080)
 	$(BIN)/optuna-dashboard $(SWEEP_STORAGE) --host 127.0.0.1 --port 8080

@@ -33,11 +33,12 @@ RESULTS = Path("benchmarks/results")
 _PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0
 
 
-def add_common_args(parser: argparse.ArgumentParser, out: str, repeats: int) -> None:
-    """The options every script takes: device, threads, repeats, output file."""
+def add_common_args(parser: argparse.ArgumentParser, out: str, repeats: int | None) -> None:
+    """The options every script takes: device, threads, repeats (unless ``None``: one run per case), output file."""
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (intra-op CPU threads)")
-    parser.add_argument("--repeats", type=int, default=repeats, help="timed repeats per case (median reported)")
+    if repeats is not None:
+        parser.add_argument("--repeats", type=int, default=repeats, help="timed repeats per case (median reported)")
     parser.add_argument("--out", default=str(RESULTS / out), help="where the JSON record is written")
 
 
@@ -217,10 +218,11 @@ def environment(device: torch.device) -> dict:
 
 
 def write_json(path: str | Path, record: dict) -> Path:
-    """Write ``record`` (indented) and say where."""
+    """Write ``record`` (indented, atomically: a killed run leaves the previous record whole) and say where."""
+    from spasemsr.utils.atomic import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     print(f"written to {path}")
     return path
 

@@ -85,3 +85,12 @@ def test_sweep_throughput_compares_trials_with_plain_passes(tmp_path):
     assert set(record["median_s"]) == {"trial", "plain_pass"}
     assert record["stage_seconds"]["plain_pass"]["prepare (conditions)"] > 0
     assert "prepare (conditions)" not in record["stage_seconds"]["trial"]  # a trial never recomputes conditions
+
+
+def test_upscale_memory_reports_each_case_of_its_own_process(capsys):
+    from benchmarks.upscale_memory import main
+
+    main(["--child", "256", "128", "--steps", "1", "--device", "cpu"])  # what each fresh interpreter runs
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["output"] == [256, 256] and record["seconds"] > 0
+    assert record["peak_rss_mib"] >= record["rss_before_mib"] > 0
