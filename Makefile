@@ -12,9 +12,10 @@ SWEEP_STUDY ?= pd_sweep
 SWEEP_TRIALS ?= 24
 FIGURES_OUT ?= figures
 BENCH_ALL ?=
+GPU_CHECK_RESULTS ?= benchmarks/results
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint weights-tiny eval ablate sweep figure-data figures bench dashboard tensorboard clean
+.PHONY: install demo test test-fast gpu-check lint weights-tiny eval ablate sweep figure-data figures bench dashboard tensorboard clean
 
 install: $(STAMP)  ## create .venv with the pinned requirements and spasemsr (editable)
 
@@ -31,6 +32,13 @@ demo: install  ## shipped tiny SpaSemSR vs bicubic on held-out kodak5 (DEMO_TRAI
 test: install  ## lint + the whole test suite (offline, CPU)
 	$(BIN)/ruff check spasemsr tests benchmarks
 	$(BIN)/python -m pytest -q
+
+test-fast: install  ## lint + the suite without the tests marked slow (DDP runs, notebooks, every task in bf16)
+	$(BIN)/ruff check spasemsr tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow"
+
+gpu-check: install  ## on a GPU machine: CUDA tests, tiny training, SD-2 sample, upscale, CUDA benchmarks -> JSON
+	$(BIN)/python -m benchmarks.gpu_check --results $(GPU_CHECK_RESULTS)
 
 lint: install
 	$(BIN)/ruff check spasemsr tests benchmarks
@@ -67,7 +75,8 @@ bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CP
 			--out benchmarks/results/guidance_overhead_sd2_512.json && \
 		$(BIN)/python -m benchmarks.component_cost --profiles sd2 --sd2-lr 128 --owlv2 --repeats 1 \
 			--out benchmarks/results/component_cost_sd2_512.json && \
-		$(BIN)/python -m benchmarks.upscale_memory; fi
+		$(BIN)/python -m benchmarks.upscale_memory && \
+		$(BIN)/python -m benchmarks.training_memory --step-cases gc+bf16+frozen_bf16; fi
 
 dashboard: install  ## optuna-dashboard on the sweep storage (http://127.0.0.1:8080)
 	$(BIN)/optuna-dashboard $(SWEEP_STORAGE) --host 127.0.0.1 --port 8080

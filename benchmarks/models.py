@@ -18,28 +18,12 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from spasemsr.diffusion.control import ControlledUNet
+from spasemsr.diffusion.sd2 import SD2_SCHEDULE, SD2_TEXT, SD2_UNET, SD2_VAE
 from spasemsr.pipeline import SRPipeline
 
 TINY_SPASEMSR = "weights/tiny/spasemsr"
 TINY_CONTROLNET_SR = "weights/tiny/controlnet_sr"
 
-SD2_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True, norm_num_groups=32,
-)
-SD2_VAE = dict(
-    in_channels=3, out_channels=3, block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32,
-    sample_size=512, scaling_factor=0.18215,
-)
-SD2_TEXT = dict(  # OpenCLIP ViT-H/14 text tower, as in stable-diffusion-2-base/text_encoder
-    vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
-    max_position_embeddings=77, hidden_act="gelu", projection_dim=512,
-)
-SD2_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                    prediction_type="epsilon", clip_sample=False)
 SD2_CONTROL_CHANNELS = [16, 32, 96, 256]  # configs/profile/sd2.yaml
 SAM_CHANNELS = 256  # the sd2 teacher's feature width (sizes only the training-time projection head)
 
@@ -79,31 +63,43 @@ def sd2_pipeline(tiny: SRPipeline, device: torch.device, seed: int = 0) -> tuple
 
     The twin is ``ControlledUNet`` over the very same UNet and ControlNet weights, without the guidance.
     """
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from spasemsr.diffusion.backbone import Backbone, vae_downscale
+    from spasemsr.diffusion.backbone import vae_downscale
     from spasemsr.diffusion.control import controlnet_from_unet
     from spasemsr.guidance.conditioner import SpaSemSRConditioner
     from spasemsr.guidance.network import SpaSemSRNet
-    from spasemsr.guidance.text_encoder import TextEncoder
     from spasemsr.loading import read_export
 
     torch.manual_seed(seed)
     task = OmegaConf.to_object(read_export(TINY_SPASEMSR).model)
-    unet = UNet2DConditionModel(**SD2_UNET)
-    vae = AutoencoderKL(**SD2_VAE)
-    factor = vae_downscale(vae)
+    backbone, text_encoder, _ = sd2_training_parts(teacher=False)
+    unet, factor = backbone.unet, vae_downscale(backbone.vae)
     controlnet = controlnet_from_unet(unet, SD2_CONTROL_CHANNELS, factor)
-    text_encoder = TextEncoder(ByteTokenizer(), CLIPTextModel(CLIPTextConfig(**SD2_TEXT)), 77)
     plain = ControlledUNet(shared_copy(unet), shared_copy(controlnet), text_encoder([task.prompt]))
     net = SpaSemSRNet(unet, controlnet, text_encoder, task, tiny.scale, factor, SAM_CHANNELS)
-    backbone = Backbone(vae, unet, DDPMScheduler(**SD2_SCHEDULE)).freeze()
     backbone.vae.to(device)
     source = tiny.conditioner
     conditioner = SpaSemSRConditioner(net, tiny.scale, source.grounder, source.describer, source.drm)
     pipeline = SRPipeline(backbone, net.to(device).eval(), tiny.scale, tiny.sampler, conditioner)
     return pipeline, plain.to(device).eval()
+
+
+def sd2_training_parts(teacher: bool = True) -> tuple:
+    """SD-2-shaped frozen parts with random weights: (Backbone, CLIP-H-sized TextEncoder, SAM ViT-B teacher or None).
+
+    Built on the current default device, so ``with torch.device("meta")`` gives the shapes without memory.
+    What ``SpaSemSRModule(cfg, *sd2_training_parts())`` needs to train at the paper's sizes.
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, SamVisionConfig, SamVisionModel
+
+    from spasemsr.diffusion.backbone import Backbone
+    from spasemsr.guidance.text_encoder import TextEncoder
+    from spasemsr.guidance.visual.teachers import SamTeacher
+
+    backbone = Backbone(AutoencoderKL(**SD2_VAE), UNet2DConditionModel(**SD2_UNET), DDPMScheduler(**SD2_SCHEDULE))
+    text_encoder = TextEncoder(ByteTokenizer(), CLIPTextModel(CLIPTextConfig(**SD2_TEXT)), 77)
+    sam = SamTeacher(SamVisionModel(SamVisionConfig(output_channels=SAM_CHANNELS))) if teacher else None
+    return backbone.freeze(), text_encoder, sam
 
 
 def parameter_counts(pipeline: SRPipeline) -> dict[str, float]:

@@ -79,8 +79,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from spasemsr.doctor import report
+    from spasemsr.doctor import report, sd2_report
 
+    if args.sd2:
+        text, ok = sd2_report(args.sd2)
+        print(text)
+        return 0 if ok else 1
     print(report())
     return 0
 
@@ -186,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_evaluate)
 
     doctor = verbs.add_parser("doctor", help="report available backends, weights and metrics")
+    doctor.add_argument("--sd2", metavar="PATH", help="check a local stable-diffusion-2-base folder against the shapes "
+                        "the sd2 profile expects (exit 1 if anything is missing or mismatched)")
     doctor.set_defaults(func=_doctor)
 
     ab = verbs.add_parser("ablate", help="train and evaluate every ablation variant; resumable; writes the tables")

@@ -123,3 +123,18 @@ def report() -> str:
     lines += [f"{section:<13} {name:<{width}} {status[ready]:<9} {detail}" for section, name, ready, detail in rows]
     lines += ["", "sd2 profile (the paper's setting), what to put where:"] + [f"  {line}" for line in SD2_SETUP]
     return "\n".join(lines)
+
+
+def sd2_report(path: str) -> tuple[str, bool]:
+    """``doctor --sd2 PATH``: one line per SD-2 component (config values, weight files, tensor shapes); all ok?"""
+    from spasemsr.diffusion.sd2 import check_sd2_folder
+
+    checks = check_sd2_folder(path)
+    width = max(len(name) for name, _, _ in checks)
+    lines = [f"SD-2 base folder {path}:"]
+    lines += [f"  {name:<{width}} {'ok' if ok else 'MISMATCH':<9} {detail}" for name, ok, detail in checks]
+    ok = all(ok for _, ok, _ in checks)
+    lines.append("  ready for profile=sd2 profile.backbone_path=" + path if ok else
+                 "  not usable as profile.backbone_path until the lines marked MISMATCH are fixed")
+    return "\n".join(lines), ok
+

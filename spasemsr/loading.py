@@ -63,9 +63,8 @@ def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps:
 
 
 def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder, device):
+    from spasemsr.guidance.backends import text_backends
     from spasemsr.guidance.conditioner import SpaSemSRConditioner
-    from spasemsr.guidance.describer import load_describer
-    from spasemsr.guidance.grounding import load_grounder
     from spasemsr.guidance.network import GUIDANCE_MODULES, SpaSemSRNet
     from spasemsr.restore.baselines import load_restorer
 
@@ -75,22 +74,13 @@ def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder,
     net = SpaSemSRNet(backbone.unet, controlnet, text_encoder, task, cfg.data.scale, vae_downscale(backbone.vae),
                       sem_head.shape[0] if sem_head is not None else 0)
     result = net.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if k.startswith(GUIDANCE_MODULES) and ".text_encoder." not in k]
+    missing = [k for k in result.missing_keys if k.startswith(GUIDANCE_MODULES)]
     if missing or result.unexpected_keys:
         raise ValueError(
             f"{export}/guidance.safetensors does not match its config: missing {missing[:3]}, "
             f"unexpected {result.unexpected_keys[:3]}"
         )
-    text = task.text
-    grounder = None
-    if text.spatial != "none":
-        grounder = load_grounder(text.infer_grounder, **text.grounder_options.get(text.infer_grounder, {}))
-    describer = None
-    if text.degradation_text:
-        options = dict(text.describer_options.get(text.infer_describer, {}))
-        if "path" in options:
-            options["path"] = str(local_path(options["path"]))
-        describer = load_describer(text.infer_describer, **options)
+    grounder, describer = text_backends(task.text, "infer", device)
     drm = None
     if task.drm_path:
         drm = load_restorer("drm", local_path(task.drm_path) / "drm", cfg.data.scale, str(device))

@@ -94,3 +94,26 @@ def test_upscale_memory_reports_each_case_of_its_own_process(capsys):
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["output"] == [256, 256] and record["seconds"] > 0
     assert record["peak_rss_mib"] >= record["rss_before_mib"] > 0
+
+
+def test_gpu_check_dry_run_on_cpu_skips_every_section_with_the_reason(tmp_path, capsys):
+    from benchmarks.gpu_check import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible: gpu-check would run for real (make gpu-check)")
+    assert main(["--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert set(record["sections"]) == {"cuda-tests", "tiny-training", "sd2-sample", "upscale", "bench"}
+    assert all(s["status"].startswith("skipped: no CUDA device") for s in record["sections"].values())
+    assert "gpu-check" in capsys.readouterr().out
+
+
+def test_training_memory_accounts_a_small_training_step(tmp_path):
+    from benchmarks.training_memory import CASES, child, estimate
+
+    assert "gc+bf16+frozen_bf16+8bit" in CASES
+    plain = child("none", 64, 1, "account", torch.device("cpu"), tiny=True)
+    checkpointed = child("gc", 64, 1, "account", torch.device("cpu"), tiny=True)
+    assert 0 < checkpointed["activations"]["total"] < plain["activations"]["total"]  # recomputed, not saved
+    assert plain["static"]["optimizer"] == 2 * plain["static"]["gradients"]  # two fp32 moments per fp32 gradient
+    assert estimate(plain["static"], plain["activations"]["total"]) > 0

@@ -30,15 +30,19 @@ def test_validation_pairs_are_identical_across_runs(sr_cfg):
         assert torch.equal(a["lr"], b["lr"]) and torch.equal(a["hr"], b["hr"])
 
 
-def test_degradation_stream_resumes_from_its_counter(sr_cfg):
+def test_degradation_and_loss_draws_resume_from_the_stream_position(sr_cfg):
     hr = {"hr": torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))}
     running = _datamodule(sr_cfg)
     running.on_after_batch_transfer(dict(hr), 0)
-    expected = running.on_after_batch_transfer(dict(hr), 0)["lr"]
+    expected = running.on_after_batch_transfer(dict(hr), 0)
+    assert expected["batch_number"] == 1 and running.stream.batches == 2
     resumed = _datamodule(sr_cfg)
-    resumed.load_state_dict({"batches_degraded": 1})
-    assert torch.equal(resumed.on_after_batch_transfer(dict(hr), 0)["lr"], expected)
-    assert not torch.equal(_datamodule(sr_cfg).on_after_batch_transfer(dict(hr), 0)["lr"], expected)
+    resumed.stream.load_state_dict(running.stream.state_dict() | {"batches": 1})
+    again = resumed.on_after_batch_transfer(dict(hr), 0)
+    assert torch.equal(again["lr"], expected["lr"])
+    assert torch.equal(torch.randn(4, generator=again["generator"]), torch.randn(4, generator=expected["generator"]))
+    fresh = _datamodule(sr_cfg).on_after_batch_transfer(dict(hr), 0)
+    assert not torch.equal(fresh["lr"], expected["lr"])
 
 
 def test_tasks_without_lr_get_hr_only(sr_cfg):

@@ -66,7 +66,7 @@ def test_resume_continues_from_saved_step_with_same_optimizer_state(sr_cfg):
     folder = run_dir(sr_cfg)
     saved = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 4
-    assert saved["SRDataModule"] == {"batches_degraded": 4}
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"batches": 4, "world_size": 1}]
 
     longer = _with(sr_cfg, **{"trainer.max_steps": 6})
     module = ControlNetSRModule(longer)
@@ -84,7 +84,7 @@ def test_resume_continues_from_saved_step_with_same_optimizer_state(sr_cfg):
             assert torch.equal(value, saved_state[key][name]), (key, name)
     for name, value in probe.weights.items():
         assert torch.equal(value, saved["state_dict"][f"model.controlnet.{name}"])
-    assert datamodule.batches_degraded == 6  # the degradation stream continued, not restarted
+    assert datamodule.stream.batches == 6  # the data stream continued, not restarted
 
 
 def test_training_exports_weights_manifest_and_tensorboard(sr_cfg):

@@ -68,9 +68,37 @@ def config_hash(cfg: DictConfig) -> str:
     It names what was trained: the inference knobs are recorded beside it in every result, so a
     changed knob default neither hides behind nor fakes a different model.
     """
-    trained = {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "sampler"}
-    text = OmegaConf.to_yaml(OmegaConf.create(trained), sort_keys=True)
+    return _digest(_without_sampler(cfg))
+
+
+def _without_sampler(cfg: DictConfig) -> dict[str, Any]:
+    return {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "sampler"}
+
+
+def _digest(tree: dict[str, Any]) -> str:
+    text = OmegaConf.to_yaml(OmegaConf.create(tree), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+UNTRAINED_KEYS: dict[str, tuple[str, ...]] = {
+    "run": ("name", "root"),
+    "data": ("num_workers",),
+    "trainer": ("accelerator", "devices", "strategy", "max_steps", "log_every_n_steps", "val_every_n_steps",
+                "ckpt_every_n_steps", "gradient_checkpointing", "resume", "trace"),
+}
+"""Keys that change where, how long or how fast a run trains, not what one training step computes."""
+
+
+def training_hash(cfg: DictConfig) -> str:
+    """Short SHA-256 of what a training step depends on: ``config_hash`` minus ``UNTRAINED_KEYS``.
+
+    A checkpoint records it; resuming under a config whose training hash differs is refused, so a run
+    cannot silently continue as a different model (extending ``max_steps`` or adding devices is fine).
+    """
+    trained = _without_sampler(cfg)
+    for section, keys in UNTRAINED_KEYS.items():
+        trained[section] = {k: v for k, v in (trained.get(section) or {}).items() if k not in keys}
+    return _digest(trained)
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

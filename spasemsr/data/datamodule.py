@@ -1,10 +1,13 @@
 """The LightningDataModule: datasets from config, online degradation on the device, fixed val pairs.
 
-HR-only sources are degraded batched on the training device (Real-ESRGAN style) in
-``on_after_batch_transfer``; each batch's generator is seeded from (seed, batches so far), and that
-counter is part of the checkpoint, so a resumed run sees the same degradations it would have seen.
-Validation pairs are degraded once, with ``data.val_seed``, so every validation sees the same LR;
-each keeps its sampled parameters under ``degradation``, as training batches do.
+The training stream (``spasemsr.data.stream``) is a function of (seed, world size, rank, batch number):
+each rank draws its own shuffle share, crops, degradations and diffusion noise, and a checkpoint needs
+only the batch count to resume with exactly the next batch. HR-only sources are degraded batched on the
+training device (Real-ESRGAN style) in ``on_after_batch_transfer``, which also hands the batch its
+``generator`` for the loss's own draws (noise, timesteps, condition dropout) and its ``batch_number``.
+Validation pairs are degraded once, with ``data.val_seed``, so every validation sees the same LR (each
+keeps its sampled parameters under ``degradation``, as training batches do); under DDP each rank
+validates its share and the logged metrics are averaged over ranks.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningDataModule
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from spasemsr.data.datasets import HRFolderDataset, PairedFolderDataset, bundled_dataset
 from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
 from spasemsr.data.images import list_images
+from spasemsr.data.stream import DataStream, StreamLoader, StreamSampler
 
 SOURCES = ("bundled", "hr_folder", "paired")
 
@@ -67,9 +71,12 @@ class SRDataModule(LightningDataModule):
         if isinstance(degradation, DictConfig):
             degradation = OmegaConf.to_object(degradation)  # runs the dataclass's own range checks
         self.degradation = RealESRGANDegradation(degradation, scale=data.scale)
-        self.batches_degraded = 0
+        self.stream = DataStream(seed)
 
     def setup(self, stage: str | None = None) -> None:
+        trainer = self.trainer
+        if trainer is not None:
+            self.stream.rank, self.stream.world_size = trainer.global_rank, trainer.world_size
         self.train_set = make_dataset(self.data, "train", self.data.crop_size, train=True)
         self.val_set = self._fixed_val_pairs()
 
@@ -87,26 +94,27 @@ class SRDataModule(LightningDataModule):
             ]
         return FixedPairs(items)
 
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set, batch_size=self.data.batch_size, shuffle=True, drop_last=True,
-            num_workers=self.data.num_workers, persistent_workers=self.data.num_workers > 0,
-        )
+    def train_dataloader(self) -> StreamLoader:
+        """This rank's share of the shuffled training set, resumable mid-epoch (its state is the stream's)."""
+        sampler = StreamSampler(len(self.train_set), self.data.batch_size, self.stream)
+        return StreamLoader(self.train_set, sampler, num_workers=self.data.num_workers,
+                            persistent_workers=self.data.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.data.batch_size, shuffle=False)
+        """The fixed validation pairs; under DDP each rank takes its share (padded by wrapping, as DDP needs)."""
+        world = self.stream.world_size
+        sampler = DistributedSampler(self.val_set, world, self.stream.rank, shuffle=False) if world > 1 else None
+        return DataLoader(self.val_set, batch_size=self.data.batch_size, shuffle=False, sampler=sampler)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        if not self.degrade or "lr" in batch:
+        """A training batch gets its degradation (if needed), its loss generator and number; the stream advances."""
+        trainer = self.trainer
+        if trainer is not None and not trainer.training:
             return batch
         hr = batch["hr"]
-        generator = torch.Generator(hr.device).manual_seed(self.seed * 1_000_003 + self.batches_degraded)
-        self.batches_degraded += 1
-        batch["lr"], batch["degradation"] = self.degradation(hr, generator)
+        if self.degrade and "lr" not in batch:
+            batch["lr"], batch["degradation"] = self.degradation(hr, self.stream.draw("degradation", hr.device))
+        batch["generator"] = self.stream.draw("diffusion", hr.device)
+        batch["batch_number"] = self.stream.batches
+        self.stream.batches += 1
         return batch
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"batches_degraded": self.batches_degraded}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.batches_degraded = int(state_dict["batches_degraded"])

@@ -1,8 +1,11 @@
 """Torch datasets for x`scale` super-resolution: HR-only folders, paired HR/LR folders, the bundled set.
 
 Every file's header is checked when a dataset is built, so a file that is too small or a pair whose
-sizes do not match fails before any DataLoader worker starts. Random crops and flips draw from the
-global torch RNG, so `lightning.seed_everything` and the DataLoader's per-worker seeding govern them.
+sizes do not match fails before any DataLoader worker starts. Training items are addressed by
+`(index, item_seed)` (what `spasemsr.data.stream.StreamSampler` yields): the seed alone decides the
+item's random crop, flip and rotation, so they do not depend on worker processes or on a global RNG,
+and a resumed run redraws exactly the crops it would have drawn. A plain integer index draws from the
+global torch RNG instead.
 """
 
 from __future__ import annotations
@@ -37,18 +40,30 @@ def _check_geometry(crop_size: int, scale: int) -> None:
         )
 
 
-def _randint(high: int) -> int:
-    """Uniform integer in [0, high) from the global torch RNG."""
-    return int(torch.randint(high, (1,)).item())
+Key = int | tuple[int, int]
+"""A dataset index, or `(index, item_seed)` to make the item's random draws a function of the seed."""
 
 
-def _augment(images: list[torch.Tensor]) -> tuple[list[torch.Tensor], bool, int]:
+def _item(key: Key) -> tuple[int, torch.Generator | None]:
+    """The index a key names and the generator its random draws use (None: the global torch RNG)."""
+    if isinstance(key, tuple):
+        index, seed = key
+        return int(index), torch.Generator().manual_seed(int(seed))
+    return int(key), None
+
+
+def _randint(high: int, generator: torch.Generator | None) -> int:
+    """Uniform integer in [0, high) from ``generator`` (or the global torch RNG)."""
+    return int(torch.randint(high, (1,), generator=generator).item())
+
+
+def _augment(images: list[torch.Tensor], generator: torch.Generator | None) -> tuple[list[torch.Tensor], bool, int]:
     """The same random horizontal flip and 90-degree rotation applied to every (C, H, W) tensor.
 
     Returns the images, whether they were flipped and the number of `rot90` turns, for the item's view.
     """
-    flip = _randint(2) == 1
-    turns = _randint(4)
+    flip = _randint(2, generator) == 1
+    turns = _randint(4, generator)
     if flip:
         images = [image.flip(-1) for image in images]
     return [image.rot90(turns, dims=(-2, -1)) for image in images], flip, turns
@@ -63,10 +78,11 @@ def _view(top: int, left: int, crop: int, height: int, width: int, flip: bool = 
     )
 
 
-def _crop_origin(height: int, width: int, crop: int, train: bool) -> tuple[int, int]:
+def _crop_origin(height: int, width: int, crop: int, train: bool,
+                 generator: torch.Generator | None = None) -> tuple[int, int]:
     """Top-left corner of a crop x crop window: random in training, centred otherwise."""
     if train:
-        return _randint(height - crop + 1), _randint(width - crop + 1)
+        return _randint(height - crop + 1, generator), _randint(width - crop + 1, generator)
     return (height - crop) // 2, (width - crop) // 2
 
 
@@ -108,7 +124,8 @@ class HRFolderDataset(Dataset[Item]):
     def __len__(self) -> int:
         return len(self.paths) * self.repeat
 
-    def __getitem__(self, index: int) -> Item:
+    def __getitem__(self, key: Key) -> Item:
+        index, generator = _item(key)
         path = self.paths[index % len(self.paths)]
         image = read_image(path)
         height, width = image.shape[-2:]
@@ -117,11 +134,11 @@ class HRFolderDataset(Dataset[Item]):
                 f"{path}: image is now {width}x{height}, smaller than crop_size {self.crop_size}; the file "
                 "changed after the dataset was built"
             )
-        top, left = _crop_origin(height, width, self.crop_size, self.train)
+        top, left = _crop_origin(height, width, self.crop_size, self.train, generator)
         crop = image[:, top : top + self.crop_size, left : left + self.crop_size]
         flip, turns = False, 0
         if self.train:
-            (crop,), flip, turns = _augment([crop])
+            (crop,), flip, turns = _augment([crop], generator)
         caption = self.captions(path) if self.captions is not None else ""
         view = _view(top, left, self.crop_size, height, width, flip, turns)
         return {"hr": crop.contiguous(), "caption": caption, "path": str(path), "view": view}
@@ -215,19 +232,20 @@ class PairedFolderDataset(Dataset[Item]):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> Item:
+    def __getitem__(self, key: Key) -> Item:
+        index, generator = _item(key)
         hr_path, lr_path = self.pairs[index]
         hr, lr = read_image(hr_path), read_image(lr_path)
         hr_size, lr_size = (hr.shape[2], hr.shape[1]), (lr.shape[2], lr.shape[1])
         self._check_pair(hr_path, lr_path, hr_size, lr_size, self.crop_size, self.scale)
         lr_crop_size = self.crop_size // self.scale
-        top, left = _crop_origin(lr.shape[1], lr.shape[2], lr_crop_size, self.train)
+        top, left = _crop_origin(lr.shape[1], lr.shape[2], lr_crop_size, self.train, generator)
         lr_crop = lr[:, top : top + lr_crop_size, left : left + lr_crop_size]
         hr_top, hr_left = top * self.scale, left * self.scale
         hr_crop = hr[:, hr_top : hr_top + self.crop_size, hr_left : hr_left + self.crop_size]
         flip, turns = False, 0
         if self.train:
-            (hr_crop, lr_crop), flip, turns = _augment([hr_crop, lr_crop])
+            (hr_crop, lr_crop), flip, turns = _augment([hr_crop, lr_crop], generator)
         view = _view(hr_top, hr_left, self.crop_size, hr.shape[1], hr.shape[2], flip, turns)
         return {"hr": hr_crop.contiguous(), "lr": lr_crop.contiguous(), "caption": "", "path": str(hr_path),
                 "view": view}

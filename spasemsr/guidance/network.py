@@ -70,9 +70,5 @@ class SpaSemSRNet(ControlledUNet):
 
     def guidance_state(self) -> dict[str, Tensor]:
         """Weights of the added trainable modules (the ControlNet is saved on its own with save_pretrained)."""
-        return {
-            f"{name}.{key}": value
-            for name in GUIDANCE_MODULES
-            for key, value in getattr(self, name).state_dict().items()
-            if not key.startswith("text_encoder.")
-        }
+        return {f"{name}.{key}": value for name in GUIDANCE_MODULES
+                for key, value in getattr(self, name).state_dict().items()}

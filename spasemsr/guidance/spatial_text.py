@@ -46,13 +46,18 @@ class BoxEncoder(nn.Module):
 
 
 class SpatialText(nn.Module):
-    """Builds (e_spa, mask) for a batch of groundings."""
+    """Builds (e_spa, mask) for a batch of groundings.
+
+    The frozen text encoder is used, not owned: it is kept out of this module's parameters and state dict
+    (the denoiser registers it once, outside the trainable prefixes), so checkpoints and exports of the
+    trainable guidance never carry a copy of it.
+    """
 
     def __init__(self, text_encoder: TextEncoder, mode: str, box_encoder: str, max_objects: int) -> None:
         super().__init__()
         if mode not in SPATIAL_MODES:
             raise ValueError(f"spatial text mode {mode!r} is not one of {SPATIAL_MODES}")
-        self.text_encoder = text_encoder
+        self._encoder = (text_encoder,)  # a tuple, so nn.Module does not register it as a submodule
         self.mode = mode
         self.max_objects = max_objects if mode != "none" else 0
         self.boxes = BoxEncoder(text_encoder.dim, box_encoder) if mode == "tags_boxes" else None
@@ -61,26 +66,32 @@ class SpatialText(nn.Module):
     def _tags(self, tags: list[str]) -> Tensor:
         missing = [t for t in dict.fromkeys(tags) if t not in self._tag_cache]
         if missing:
-            for tag, vector in zip(missing, self.text_encoder.pooled(missing), strict=True):
+            for tag, vector in zip(missing, self._encoder[0].pooled(missing), strict=True):
                 self._tag_cache[tag] = vector
         return torch.stack([self._tag_cache[t] for t in tags])
 
     def forward(self, groundings: list, null_tokens: Tensor) -> tuple[Tensor, Tensor]:
-        """``groundings`` (one per image, sorted by score) and null tokens (1, L, D) → e_spa (B, L+K, D), mask."""
+        """``groundings`` (one per image, sorted by score) and null tokens (1, L, D) → e_spa (B, L+K, D), mask.
+
+        The box encoder runs on every object slot, padding included (zero boxes, masked out of the sum), so
+        its projection takes part in every forward: a batch without one detection still gives it a (zero)
+        gradient, which DDP requires of every trainable parameter.
+        """
         b, k = len(groundings), self.max_objects
         null = null_tokens.expand(b, -1, -1)
         keep = torch.ones(b, null.shape[1], dtype=torch.bool, device=null.device)
         if k == 0:
             return null, keep
         objects = null.new_zeros(b, k, null.shape[-1])
+        boxes = null.new_zeros(b, k, 4)
         present = torch.zeros(b, k, dtype=torch.bool, device=null.device)
         for i, grounding in enumerate(groundings):
             n = min(len(grounding.tags), k)
             if n == 0:
                 continue
-            tokens = self._tags(grounding.tags[:n]).to(null)
-            if self.boxes is not None:
-                tokens = tokens + self.boxes(grounding.boxes[:n].to(null))
-            objects[i, :n] = tokens
+            objects[i, :n] = self._tags(grounding.tags[:n]).to(null)
+            boxes[i, :n] = grounding.boxes[:n].to(null)
             present[i, :n] = True
+        if self.boxes is not None:
+            objects = objects + self.boxes(boxes) * present.unsqueeze(-1).to(null.dtype)
         return torch.cat([null, objects], dim=1), torch.cat([keep, present], dim=1)

@@ -24,13 +24,13 @@ class AutoencoderModule(TaskModule):
         self.vae = build_vae(to_container(self.cfg.profile.vae_arch))
         self._latent_std: list[Tensor] = []
 
-    def _losses(self, hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _losses(self, hr: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
         posterior = self.vae.encode(hr * 2 - 1).latent_dist
-        recon = (self.vae.decode(posterior.sample()).sample + 1) / 2
+        recon = (self.vae.decode(posterior.sample(generator)).sample + 1) / 2
         return F.l1_loss(recon, hr), posterior.kl().mean(), recon
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        l1, kl, _ = self._losses(batch["hr"])
+        l1, kl, _ = self._losses(batch["hr"], batch.get("generator"))
         loss = l1 + self.cfg.model.kl_weight * kl
         self.log_dict({"train/loss": loss, "train/l1": l1, "train/kl": kl}, prog_bar=True, batch_size=len(batch["hr"]))
         return loss
@@ -41,6 +41,9 @@ class AutoencoderModule(TaskModule):
         mse = F.mse_loss(recon, batch["hr"])
         self.log_dict({"val/l1": F.l1_loss(recon, batch["hr"]), "val/psnr": -10 * torch.log10(mse)},
                       batch_size=len(batch["hr"]))
+
+    def checkpointed_models(self) -> list:
+        return [(self.vae, None)]
 
     def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         posterior = self.vae.encode(batch["hr"] * 2 - 1).latent_dist

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers import ModelMixin
 from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_warn
 from omegaconf import DictConfig
 from torch import Tensor
 
-from spasemsr.config import to_container, validate
+from spasemsr.config import to_container, training_hash, validate
 from spasemsr.guidance.text_encoder import TextEncoder, load_text_encoder
+from spasemsr.training.optim import build_optimizer
+
+FROZEN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class TaskModule(LightningModule):
@@ -30,34 +36,102 @@ class TaskModule(LightningModule):
         self.save_hyperparameters({"config": plain})
         self.cfg = validate(plain)  # typed again, so sections convert back to their dataclasses
         self.strict_loading = False  # frozen weights are not in checkpoints; checked in on_load_checkpoint
+        self.drawn: dict[str, Tensor] = {}  # the random draws of the last loss (e.g. timesteps), for tracing
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        t = self.cfg.trainer
+        if t.optimizer == "adamw_fused" and t.gradient_clip_val and "mixed" in t.precision:
+            raise ValueError(
+                f"trainer.optimizer=adamw_fused cannot clip gradients under precision={t.precision} (a fused optimizer "
+                "unscales its gradients itself, so Lightning refuses to clip them first): set "
+                "trainer.gradient_clip_val=0 or trainer.optimizer=adamw"
+            )
         params = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.cfg.model.lr)
+        return build_optimizer(t.optimizer, params, self.cfg.model.lr)
+
+    def configure_model(self) -> None:
+        """Lightning's hook before the strategy wraps the module: the memory options ``trainer`` asks for.
+
+        ``gradient_checkpointing`` recomputes the task's diffusers models block by block in backward;
+        ``frozen_dtype`` stores every frozen parameter (prior, VAE, text encoder, teacher) in half precision,
+        as diffusers' training examples do with ``weight_dtype``: under autocast those weights were cast to
+        half for every matmul anyway, so only their storage (and the casts' saved copies) shrink.
+        """
+        t = self.cfg.trainer
+        if t.frozen_dtype not in FROZEN_DTYPES:
+            raise ValueError(f"trainer.frozen_dtype={t.frozen_dtype!r} is not one of {sorted(FROZEN_DTYPES)}")
+        dtype = FROZEN_DTYPES[t.frozen_dtype]
+        if dtype != torch.float32:
+            if "mixed" not in t.precision:
+                raise ValueError(f"trainer.frozen_dtype={t.frozen_dtype} needs a mixed precision (bf16-mixed or "
+                                 f"16-mixed) to run the half-precision frozen parts, got precision={t.precision}")
+            for module in self.modules():  # a layer whose own weights are all frozen, with its buffers (BN stats)
+                own = list(module.parameters(recurse=False))
+                if own and not any(p.requires_grad for p in own):
+                    for tensor in (*own, *module.buffers(recurse=False)):
+                        if tensor.is_floating_point():
+                            tensor.data = tensor.data.to(dtype)
+        if not t.gradient_checkpointing:
+            return
+        models = self.checkpointed_models()
+        if not models:
+            rank_zero_warn(f"trainer.gradient_checkpointing: task {self.cfg.model.name!r} has no network to checkpoint")
+        for model, function in models:
+            model.enable_gradient_checkpointing(function)
+
+    def checkpointed_models(self) -> list[tuple[ModelMixin, Callable[..., Any] | None]]:
+        """diffusers models whose blocks recompute in backward, each with its checkpoint function (None: default)."""
+        return []
+
+    @property
+    def autocast_dtype(self) -> torch.dtype:
+        """The dtype ``trainer.precision`` computes in (previews sample in it too, e.g. over bf16 frozen weights)."""
+        precision = self.cfg.trainer.precision
+        return torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") \
+            else torch.float32
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        """Lightning's ``log``; outside training steps the value is averaged over DDP ranks (``sync_dist``)."""
+        kwargs.setdefault("sync_dist", not self.training)
+        super().log(name, value, *args, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {
             key: value for key, value in checkpoint["state_dict"].items() if key.startswith(self._prefixes())
         }
+        checkpoint["training_hash"] = training_hash(self.cfg)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved, now = checkpoint.get("training_hash"), training_hash(self.cfg)
+        if saved != now and self.cfg.trainer.resume != "force":
+            raise ValueError(
+                f"the checkpoint was trained under training hash {saved}, this config has {now}: it changes what "
+                "is trained (model, data, degradation, seed or optimisation). Start a new run (run.name=...) or "
+                "resume anyway with trainer.resume=force"
+            )
         expected = {key for key in self.state_dict() if key.startswith(self._prefixes())}
         missing = sorted(expected - set(checkpoint["state_dict"]))
         if missing:
             raise KeyError(f"checkpoint lacks {len(missing)} trainable weights, e.g. {missing[:3]}")
 
     def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
-        """The training objective on one batch; a seeded ``generator`` makes it repeatable (validation)."""
+        """The training objective on one batch; a seeded ``generator`` makes it repeatable.
+
+        In training the generator is the batch's own (``batch["generator"]``, from the data stream), so each
+        DDP rank draws its own noise and timesteps and a resumed run redraws exactly what it would have.
+        """
         raise NotImplementedError
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        loss = self.loss(batch)
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        loss = self.loss(batch, batch.get("generator"))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["hr"]))
-        return loss
+        return {"loss": loss, **self.drawn}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         generator = torch.Generator(self.device).manual_seed(batch_idx)
-        self.log("val/loss", self.loss(batch, generator), batch_size=len(batch["hr"]))
+        loss = self.loss(batch, generator)
+        self.log("val/loss", loss, batch_size=len(batch["hr"]))
+        return loss
 
     def export(self, folder: Path) -> None:
         """Write the trained components as ``from_pretrained`` folders under ``folder``."""

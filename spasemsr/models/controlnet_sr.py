@@ -42,13 +42,19 @@ class ControlNetSRModule(TaskModule):
         with torch.no_grad():
             latents = encode(self.vae, hr, generator)
         noisy, noise, timesteps = noised(self.backbone.train_scheduler, latents, generator)
+        self.drawn = {"timesteps": timesteps}
         condition = lr_condition(lr, self.cfg.data.scale)
         prediction = self.model(noisy, timesteps, self.model.null_text.expand(hr.shape[0], -1, -1), condition)
         return epsilon_loss(prediction, noise)
 
+    def checkpointed_models(self) -> list:
+        return [(self.model.unet, None), (self.model.controlnet, None)]
+
     def pipeline(self) -> SRPipeline:
         """The inference pipeline over this module's current weights."""
-        return SRPipeline(self.backbone, self.model, self.cfg.data.scale, sampler_settings(self.cfg.sampler))
+        pipeline = SRPipeline(self.backbone, self.model, self.cfg.data.scale, sampler_settings(self.cfg.sampler))
+        pipeline.precision = self.autocast_dtype
+        return pipeline
 
     def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         generator = torch.Generator(self.device).manual_seed(self.cfg.sampler.seed)

@@ -37,8 +37,11 @@ class PriorModule(TaskModule):
         self.unet = build_unet(arch)
         self.scheduler = build_scheduler(to_container(self.cfg.profile.scheduler))
 
-    def _embed(self, captions: list[str]) -> Tensor:
-        keep = torch.rand(len(captions)) >= self.cfg.model.caption_dropout if self.training else None
+    def _embed(self, captions: list[str], generator: torch.Generator | None) -> Tensor:
+        keep = None
+        if self.training:
+            device = generator.device if generator is not None else "cpu"
+            keep = torch.rand(len(captions), generator=generator, device=device) >= self.cfg.model.caption_dropout
         texts = [c if keep is None or keep[i] else "" for i, c in enumerate(captions)]
         return self.text_encoder(texts)
 
@@ -46,8 +49,12 @@ class PriorModule(TaskModule):
         with torch.no_grad():
             latents = encode(self.vae, batch["hr"], generator)
         noisy, noise, timesteps = noised(self.scheduler, latents, generator)
-        prediction = self.unet(noisy, timesteps, encoder_hidden_states=self._embed(batch["caption"])).sample
+        self.drawn = {"timesteps": timesteps}
+        prediction = self.unet(noisy, timesteps, encoder_hidden_states=self._embed(batch["caption"], generator)).sample
         return epsilon_loss(prediction, noise)
+
+    def checkpointed_models(self) -> list:
+        return [(self.unet, None)]
 
     def export(self, folder: Path) -> None:
         save_backbone(Backbone(self.vae, self.unet, self.scheduler), folder)

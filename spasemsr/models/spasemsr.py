@@ -1,8 +1,10 @@
 """Training SpaSemSR: ε-MSE + λ_vae·L_vae + λ_sem·L_sem with every guidance component a config switch.
 
 In training the grounder sees the HR crop and the describer reads the true degradation parameters
-(as in the paper); text conditions are dropped per image with ``cond_dropout`` so classifier-free
-guidance is available at inference. Only the ControlNet and the added guidance modules train.
+(as in the paper); both are built with their configured options on the module's device. Text
+conditions are dropped per image with ``cond_dropout`` so classifier-free guidance is available at
+inference. Only the ControlNet and the added guidance modules train, always with every inference knob
+neutral (``TRAINING_KNOBS``): ``sampler`` settings shape previews, never the trained model.
 """
 
 from __future__ import annotations
@@ -14,16 +16,21 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from spasemsr.diffusion.backbone import load_backbone, vae_downscale
+from spasemsr.config.schema import SamplerConfig
+from spasemsr.diffusion.backbone import Backbone, load_backbone, vae_downscale
 from spasemsr.diffusion.control import controlnet_from_unet
 from spasemsr.diffusion.latents import encode, epsilon_loss, noised
-from spasemsr.guidance.grounding import load_grounder
+from spasemsr.guidance.backends import text_backends
 from spasemsr.guidance.grounding.base import Grounding
 from spasemsr.guidance.network import GUIDANCE_MODULES, SpaSemSRNet
+from spasemsr.guidance.text_encoder import TextEncoder
 from spasemsr.guidance.visual.constraints import constraint_losses
-from spasemsr.guidance.visual.teachers import load_teacher
+from spasemsr.guidance.visual.teachers import Teacher, load_teacher
 from spasemsr.models.base import TaskModule
 from spasemsr.pipeline import SRPipeline, sampler_settings
+
+TRAINING_KNOBS = SamplerConfig()
+"""Every inference knob at its neutral value: what the denoiser runs with in training, whatever ``sampler`` says."""
 
 
 class SpaSemSRModule(TaskModule):
@@ -32,35 +39,44 @@ class SpaSemSRModule(TaskModule):
     trainable = ("net.controlnet", *(f"net.{name}" for name in GUIDANCE_MODULES))
     needs_lr = True
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, backbone: Backbone | None = None, text_encoder: TextEncoder | None = None,
+                 teacher: Teacher | None = None) -> None:
+        """The frozen parts load from the paths the config names unless given (benchmarks build them in code)."""
         super().__init__(config)
         task = self.cfg.model
-        self.backbone = load_backbone(self.cfg.profile.backbone_path).freeze()
+        self.backbone = (backbone or load_backbone(self.cfg.profile.backbone_path)).freeze()
         self.vae = self.backbone.vae
-        text_encoder = self._text_encoder()
+        text_encoder = text_encoder or self._text_encoder()
         visual = task.visual
         teacher_on = visual.use_sem and visual.l_sem and visual.teacher != "none"
-        self.teacher = load_teacher(visual.teacher, visual.teacher_path or None) if teacher_on else None
+        if teacher_on and teacher is None:
+            teacher = load_teacher(visual.teacher, visual.teacher_path or None)
+        self.teacher = teacher if teacher_on else None
         factor = vae_downscale(self.vae)
         controlnet = controlnet_from_unet(self.backbone.unet, list(self.cfg.profile.control_embedding_channels), factor)
         self.net = SpaSemSRNet(self.backbone.unet, controlnet, text_encoder, task, self.cfg.data.scale, factor,
                                self.teacher.out_channels if self.teacher is not None else 0)
-        text = task.text
-        self.grounder = load_grounder(text.train_grounder) if text.spatial != "none" else None
-        self.describer = _describer(text.train_describer, {}) if text.degradation_text else None
+        self._backends: tuple[torch.device, Any, Any] | None = None
+
+    def text_backends(self) -> tuple[Any, Any]:
+        """The training grounder and describer (configured options), on the module's current device."""
+        if self._backends is None or self._backends[0] != self.device:
+            self._backends = (self.device, *text_backends(self.cfg.model.text, "train", self.device))
+        return self._backends[1], self._backends[2]
 
     def _conditions(self, batch: dict[str, Any], generator: torch.Generator | None, drop: bool = True):
         hr, lr = batch["hr"], batch["lr"]
         b = hr.shape[0]
-        device = generator.device if generator is not None else "cpu"
+        device = generator.device if generator is not None else hr.device
         drop = torch.rand(b, generator=generator, device=device) < (self.cfg.model.cond_dropout if drop else 0.0)
+        grounder, describer = self.text_backends()
         groundings = None
-        if self.grounder is not None:
-            groundings = self.grounder(hr, keys=batch.get("path"), views=batch.get("view"))
+        if grounder is not None:
+            groundings = grounder(hr, keys=batch.get("path"), views=batch.get("view"))
             groundings = [Grounding.empty() if drop[i] else g for i, g in enumerate(groundings)]
         captions = None
-        if self.describer is not None:
-            captions = self.describer(lr, batch.get("degradation"))
+        if describer is not None:
+            captions = describer(lr, batch.get("degradation"))
             captions = ["" if drop[i] else c for i, c in enumerate(captions)]
         return self.net.conditions(lr, self.cfg.data.scale, groundings, captions)
 
@@ -69,8 +85,9 @@ class SpaSemSRModule(TaskModule):
         with torch.no_grad():
             latents = encode(self.vae, hr, generator)
         noisy, noise, timesteps = noised(self.backbone.train_scheduler, latents, generator)
+        self.drawn = {"timesteps": timesteps}
         cond = self._conditions(batch, generator)
-        total = epsilon_loss(self.net.eps(noisy, timesteps, cond, sampler_settings(self.cfg.sampler)), noise)
+        total = epsilon_loss(self.net.eps(noisy, timesteps, cond, TRAINING_KNOBS), noise)
         visual = self.cfg.model.visual
         terms = constraint_losses(self.net.visual, lr, hr, self.vae, self.teacher, visual.distance)
         weights = {"vae": visual.lambda_vae, "sem": visual.lambda_sem}
@@ -79,11 +96,17 @@ class SpaSemSRModule(TaskModule):
             total = total + weights[name] * value
         return total
 
+    def checkpointed_models(self) -> list:
+        """The frozen UNet and the ControlNet; their blocks re-enter the guidance context when recomputed."""
+        function = self.net.context.checkpointing_function()
+        return [(self.net.unet, function), (self.net.controlnet, function)]
+
     def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """LR | SR | HR with the training-time (oracle) grounding and captions of the fixed validation pairs."""
         generator = torch.Generator(self.device).manual_seed(self.cfg.sampler.seed)
         pipeline = SRPipeline(self.backbone, self.net, self.cfg.data.scale, sampler_settings(self.cfg.sampler),
                               lambda lr, *_: self._conditions(dict(batch, lr=lr), None, drop=False))
+        pipeline.precision = self.autocast_dtype
         return self.side_by_side(batch["lr"], pipeline(batch["lr"], generator), batch["hr"])
 
     def export(self, folder: Path) -> None:
@@ -91,8 +114,3 @@ class SpaSemSRModule(TaskModule):
         state = {k: v.detach().contiguous().cpu() for k, v in self.net.guidance_state().items()}
         save_file(state, folder / "guidance.safetensors")
 
-
-def _describer(name: str, options: dict):
-    from spasemsr.guidance.describer import load_describer
-
-    return load_describer(name, **options)

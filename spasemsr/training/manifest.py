@@ -8,9 +8,10 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Trainer
 from omegaconf import DictConfig
 
+from spasemsr.config import training_hash
 from spasemsr.utils.atomic import atomic_write_text
 
 PACKAGES = ("spasemsr", "torch", "diffusers", "transformers", "lightning", "kornia", "numpy", "pyiqa", "torchmetrics")
@@ -54,9 +55,10 @@ def data_hash(data: DictConfig) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(folder: Path, cfg: DictConfig, cfg_hash: str, trainer: Trainer, module: LightningModule,
+def write_manifest(folder: Path, cfg: DictConfig, cfg_hash: str, trainer: Trainer, metrics: dict[str, float],
                    wall_seconds: float, resumed_from: str | None) -> dict:
-    """Record config hash, data, steps, final logged losses, weight hashes, wall time and versions."""
+    """Record config hash, data, steps, final logged metrics (averaged over ranks), weight hashes, wall time
+    and versions."""
     weights = {
         str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*.safetensors"))
     }
@@ -68,7 +70,9 @@ def write_manifest(folder: Path, cfg: DictConfig, cfg_hash: str, trainer: Traine
                  "hash": data_hash(cfg.data)},
         "seed": cfg.seed,
         "steps": trainer.global_step,
-        "final_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        "training_hash": training_hash(cfg),
+        "world_size": trainer.world_size,
+        "final_metrics": metrics,
         "wall_seconds_this_invocation": round(wall_seconds, 1),
         "resumed_from": resumed_from,
         "weights_sha256": weights,

@@ -20,7 +20,7 @@ from spasemsr.config import config_hash
 from spasemsr.config.tasks import task_module_class
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.models.base import TaskModule
-from spasemsr.training.callbacks import ImageGridLogger
+from spasemsr.training.callbacks import BatchTrace, ImageGridLogger
 from spasemsr.training.manifest import write_manifest
 from spasemsr.utils.atomic import atomic_write_text
 
@@ -31,51 +31,81 @@ def run_dir(cfg: DictConfig) -> Path:
 
 
 def build_trainer(cfg: DictConfig, folder: Path) -> Trainer:
-    """A Lightning Trainer from the ``trainer`` preset, with checkpointing, TensorBoard and previews."""
+    """A Lightning Trainer from the ``trainer`` preset, with checkpointing, TensorBoard and previews.
+
+    Validation runs every ``val_every_n_steps`` optimiser steps, as checkpoints do (Lightning counts
+    validation intervals in batches, so the interval is scaled by the gradient accumulation). The data
+    module deals out each rank's share itself (``StreamSampler``), so Lightning's sampler swap is off.
+    """
     t = cfg.trainer
     checkpoint = ModelCheckpoint(
         dirpath=folder / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
         every_n_train_steps=t.ckpt_every_n_steps, save_last=True, save_top_k=1,
     )
+    callbacks = [checkpoint, ImageGridLogger()] + ([BatchTrace(folder / "trace")] if t.trace else [])
     return Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         max_steps=t.max_steps, log_every_n_steps=t.log_every_n_steps,
-        val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
+        val_check_interval=t.val_every_n_steps * t.accumulate_grad_batches, check_val_every_n_epoch=None,
         gradient_clip_val=t.gradient_clip_val, accumulate_grad_batches=t.accumulate_grad_batches,
         logger=TensorBoardLogger(save_dir=str(folder), name="tb", version="", default_hp_metric=False),
-        callbacks=[checkpoint, ImageGridLogger()], default_root_dir=str(folder),
+        callbacks=callbacks, default_root_dir=str(folder), use_distributed_sampler=False,
         enable_model_summary=False, num_sanity_val_steps=0,
     )
 
 
+RESUME_MODES = ("auto", "force", "never")
+
+
 def resume_path(cfg: DictConfig, folder: Path) -> str | None:
-    """Checkpoint to resume from: ``auto`` picks ``last.ckpt`` if a previous run left one."""
+    """Checkpoint to resume from: ``auto``/``force`` pick ``last.ckpt`` if a previous run left one.
+
+    ``force`` also skips the check that the checkpoint was trained under this config's training hash.
+    """
     mode = cfg.trainer.resume
     if mode == "never":
         return None
-    if mode == "auto":
+    if mode in ("auto", "force"):
         last = folder / "checkpoints" / "last.ckpt"
         return str(last) if last.is_file() else None
     if not Path(mode).is_file():
-        raise FileNotFoundError(f"trainer.resume={mode}: no such checkpoint file")
+        raise FileNotFoundError(f"trainer.resume={mode}: no such checkpoint file (or use one of {RESUME_MODES})")
     return mode
 
 
+def reduced_metrics(trainer: Trainer) -> dict[str, float]:
+    """The last logged value of every metric, averaged over DDP ranks (a collective: every rank calls it)."""
+    metrics = {}
+    for name in sorted(trainer.callback_metrics):
+        value = trainer.callback_metrics[name].detach().float().to(trainer.strategy.root_device)
+        metrics[name] = float(trainer.strategy.reduce(value, reduce_op="mean"))
+    return metrics
+
+
 def train(cfg: DictConfig) -> Path:
-    """Train the task ``cfg.model.name`` (resuming if possible), export it, and return the export folder."""
+    """Train the task ``cfg.model.name`` (resuming if possible), export it, and return the export folder.
+
+    Under DDP every rank runs this function; only global rank zero writes the run's config, export and
+    manifest (after every rank finished training), and the manifest's metrics are averaged over ranks.
+    """
     seed_everything(cfg.seed, workers=True)
     folder = run_dir(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     module: TaskModule = task_module_class(cfg.model.name)(cfg)
     datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=module.needs_lr)
     trainer = build_trainer(cfg, folder)
+    if trainer.is_global_zero:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     ckpt = resume_path(cfg, folder)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+    metrics = reduced_metrics(trainer)
+    trainer.strategy.barrier("export")
     export = folder / "export"
-    module.export(export)
-    atomic_write_text(export / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    write_manifest(export, cfg, config_hash(cfg), trainer, module, time.perf_counter() - started, ckpt)
-    print(json.dumps({"run": str(folder), "export": str(export), "step": trainer.global_step}))
+    if trainer.is_global_zero:
+        module.export(export)
+        atomic_write_text(export / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        write_manifest(export, cfg, config_hash(cfg), trainer, metrics, time.perf_counter() - started, ckpt)
+        print(json.dumps({"run": str(folder), "export": str(export), "step": trainer.global_step}))
+    trainer.strategy.barrier("exported")
     return export

@@ -18,12 +18,17 @@ def import_object(spec: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
-def build(kind: str, registry: dict[str, str], name: str, **options: Any) -> Any:
-    """Build backend ``name`` of ``registry`` with ``options``; errors list the valid names or options."""
+def build(kind: str, registry: dict[str, str], name: str, device: str | None = None, **options: Any) -> Any:
+    """Build backend ``name`` of ``registry`` with ``options``; errors list the valid names or options.
+
+    ``device`` goes to backends that take one (those running a network) unless ``options`` set it already.
+    """
     if name not in registry:
         raise ValueError(f"unknown {kind} {name!r}; valid names: {sorted(registry)}")
     factory = import_object(registry[name])
     signature = inspect.signature(factory)
+    if device is not None and "device" in signature.parameters:
+        options.setdefault("device", device)
     try:
         signature.bind(**options)
     except TypeError as err:

@@ -35,6 +35,6 @@ DESCRIBERS: dict[str, str] = {
 }
 
 
-def load_describer(name: str, **options: Any) -> Describer:
-    """Build the describer backend ``name`` with its ``options`` (e.g. ``path=`` for estimator and vlm)."""
-    return build("describer", DESCRIBERS, name, **options)
+def load_describer(name: str, device: str | None = None, **options: Any) -> Describer:
+    """Build the describer backend ``name`` with its ``options`` (e.g. ``path=`` for estimator, vlm), on ``device``."""
+    return build("describer", DESCRIBERS, name, device, **options)

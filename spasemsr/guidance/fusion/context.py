@@ -7,11 +7,13 @@ travels through one ``GuidanceContext`` that the model fills before each denoisi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-from torch import Tensor
+import torch.utils.checkpoint
+from torch import Tensor, nn
 
 
 @dataclass
@@ -39,3 +41,39 @@ class GuidanceContext:
         finally:
             self.e_spa = self.spa_mask = self.e_deg = self.c_img = None
             self.control_features = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current values (the feature dict copied, since later levels are still being published into it)."""
+        return {f.name: dict(v) if isinstance(v := getattr(self, f.name), dict) else v for f in fields(self)}
+
+    @contextmanager
+    def restored(self, state: dict[str, Any]) -> Iterator[GuidanceContext]:
+        """Hold ``state`` for the duration, then put back exactly what was there before."""
+        previous = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key, value in state.items():
+            setattr(self, key, value)
+        try:
+            yield self
+        finally:
+            for key, value in previous.items():
+                setattr(self, key, value)
+
+    def checkpointing_function(self) -> Callable[..., Any]:
+        """A ``gradient_checkpointing_func`` for diffusers models that run processors reading this context.
+
+        Backward recomputes a checkpointed block after the forward's ``active`` scope has ended; the block's
+        SpaTextAttn / SemImgAttn / degradation branch would then read an empty context and compute something
+        else. This function captures the context when the block first runs and re-enters it for the
+        recomputation, so checkpointed gradients equal the plain ones.
+        """
+        def checkpointed(module: nn.Module, *args: Any) -> Any:
+            state = self.snapshot()
+
+            def run(*inputs: Any) -> Any:
+                with self.restored(state):
+                    return module(*inputs)
+
+            return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+
+        return checkpointed
+

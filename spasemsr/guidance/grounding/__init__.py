@@ -25,9 +25,12 @@ GROUNDERS: dict[str, str] = {
 """Registry name -> "module:factory"; the factory takes the backend's options as keywords."""
 
 
-def load_grounder(name: str, **options: Any) -> Grounder:
-    """Build the grounder registered as `name` with its backend options (see each backend's docstring)."""
-    return build("grounder", GROUNDERS, name, **options)
+def load_grounder(name: str, device: str | None = None, **options: Any) -> Grounder:
+    """Build the grounder registered as `name` with its backend options (see each backend's docstring).
+
+    `device` is where a network backend runs (unless its options name one); lookup backends ignore it.
+    """
+    return build("grounder", GROUNDERS, name, device, **options)
 
 
 __all__ = ["GROUNDERS", "Grounder", "Grounding", "NoGrounder", "load_grounder"]

@@ -80,7 +80,7 @@ def _sem_pair(
         )
     prediction = guidance.sem_head(guidance.sem(lr, latent_hw))
     if prediction.shape[-2:] != target.shape[-2:]:
-        prediction = F.interpolate(
-            prediction, size=tuple(target.shape[-2:]), mode="bilinear", align_corners=False, antialias=True
+        prediction = F.interpolate(  # in float32: antialiased resizing has no bfloat16 CPU kernel (bf16-mixed)
+            prediction.float(), size=tuple(target.shape[-2:]), mode="bilinear", align_corners=False, antialias=True
         )
     return prediction, target

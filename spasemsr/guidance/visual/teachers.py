@@ -73,7 +73,9 @@ class MobileNetV2Teacher(Teacher):
 
     @torch.no_grad()
     def forward(self, hr: Tensor) -> Tensor:
-        return self.features(self.normalise(hr))
+        """Features in float32, computed in the weights' dtype (half when ``trainer.frozen_dtype`` stores it so)."""
+        dtype = self.features[0][0].weight.dtype
+        return self.features(self.normalise(hr).to(dtype)).float()
 
 
 class SamTeacher(Teacher):
