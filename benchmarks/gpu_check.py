@@ -66,8 +66,8 @@ def sections(work: Path, results: Path) -> dict[str, tuple[list[list[str]], int]
     photo = str(sample_paths(KODAK)[0])
     bench = [[python, "-m", "benchmarks.guidance_overhead", "--device", "cuda", "--repeats", "3",
               "--out", str(results / "guidance_overhead_cuda.json")],
-             [python, "-m", "benchmarks.training_memory", "--device", "cuda", "--account-batch-limit", "2",
-              "--step-cases", *CASES, "--out", str(results / "training_memory_cuda.json")]]
+             [python, "-m", "benchmarks.training_memory", "--device", "cuda", "--step-cases", *CASES,
+              "--out", str(results / "training_memory_cuda.json")]]
     return {
         "cuda-tests": ([[python, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider"]], 120),
         "tiny-training": ([[python, "-m", "spasemsr", "train", "--config", "configs/spasemsr.yaml", "trainer=gpu",

@@ -9,13 +9,14 @@ L_sem), every component on. Each case runs in a fresh interpreter. Memory per op
 
 - **accounted** (any machine, any size): exact bytes of the weights, the fp32 gradients of the trainable
   parameters, the optimiser state (AdamW: two fp32 moments; bitsandbytes 8-bit AdamW: two uint8 moments
-  plus one fp32 absmax per 256-value block, fp32 below 4096 values), the parameters' bf16 copies autocast
-  keeps for the step, and the **activations saved for backward**, measured in a forward pass by a
-  ``saved_tensors_hooks`` pack hook that sums the distinct storages autograd keeps (parameters excluded).
-  Their sum is what a GPU must hold at the start of backward with last step's optimiser state, plus the
-  gradients as they appear: an upper bound on the allocator's peak, without its fragmentation slack or
-  kernels' transient workspaces (typically a few hundred MiB to ~1 GiB on CUDA). Where a batch does not fit
-  this machine, its activations are scaled from batch 1 (they are linear in the batch; the case says so).
+  plus one fp32 absmax per 256-value block, fp32 below 4096 values), and the **activations kept for
+  backward**, measured in a real forward by a ``saved_tensors_hooks`` pack hook that sums the distinct
+  storages autograd saves (parameters excluded; autocast's half-precision copies of weights included) plus
+  the block inputs gradient checkpointing holds. Their sum is what a GPU holds at the start of backward with
+  last step's optimiser state, plus the gradients as they appear: an upper bound on the allocator's peak,
+  without its fragmentation slack or kernels' transient workspaces. Activations are fitted as a fixed part
+  (the weight copies) plus a part per image from two batch sizes; the largest batch that fits a 24 GiB card
+  keeps ``HEADROOM`` of it free.
 - **measured** (``--step-cases``): one real forward + backward + optimiser step; peak RSS on CPU, and
   ``torch.cuda.max_memory_allocated`` on CUDA, where it replaces the estimate.
 
@@ -55,6 +56,8 @@ OPTION_OVERRIDES = {
 }
 CASES = ("none", "gc", "bf16", "gc+bf16", "gc+bf16+frozen_bf16", "gc+bf16+frozen_bf16+8bit")
 GIB = 2**30
+HEADROOM = 0.2  # of the card, for the CUDA context, kernels' workspaces and allocator fragmentation
+PAPER_BATCH_PER_GPU = 4  # the paper's batch 32 on 8 GPUs
 BNB_BLOCK, BNB_MIN_8BIT = 256, 4096  # bitsandbytes' block-wise quantisation and its smallest 8-bit tensor
 
 
@@ -104,7 +107,7 @@ def _autocast(cfg, device: torch.device):
 
 
 def static_bytes(cfg, module) -> dict[str, int]:
-    """Exact bytes of weights, fp32 gradients, optimiser state and autocast's bf16 copies of trainable weights."""
+    """Exact bytes of the weights, the trainable parameters' fp32 gradients and the optimiser state."""
     trainable = [p for p in module.parameters() if p.requires_grad]
     weights = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
     if cfg.trainer.optimizer == "adamw8bit":
@@ -112,9 +115,7 @@ def static_bytes(cfg, module) -> dict[str, int]:
                         else 8 * p.numel() for p in trainable)
     else:
         optimizer = sum(8 * p.numel() for p in trainable)
-    bf16 = cfg.trainer.precision == "bf16-mixed"
     return {"weights": weights, "gradients": sum(4 * p.numel() for p in trainable), "optimizer": optimizer,
-            "autocast_copies": sum(2 * p.numel() for p in trainable) if bf16 else 0,
             "trainable_params": sum(p.numel() for p in trainable),
             "frozen_params": sum(p.numel() for p in module.parameters() if not p.requires_grad)}
 
@@ -168,7 +169,7 @@ def child(case: str, crop: int, batch: int, mode: str, device: torch.device, tin
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        record["loss"] = round(float(loss), 5)
+        record["loss"] = round(float(loss.detach()), 5)
     synchronize(device)
     record["seconds"] = round(time.perf_counter() - started, 1)
     record["peak_rss_mib"] = round(peak_rss_mib(), 1)
@@ -179,19 +180,31 @@ def child(case: str, crop: int, batch: int, mode: str, device: torch.device, tin
 
 def estimate(static: dict[str, int], activations: int) -> float:
     """GiB a GPU holds at the worst moment of a steady-state step (upper bound, see the module docstring)."""
-    held = static["weights"] + static["optimizer"] + static["autocast_copies"] + static["gradients"]
-    return round((held + activations) / GIB, 2)
+    return round((static["weights"] + static["optimizer"] + static["gradients"] + activations) / GIB, 2)
+
+
+def max_batch(static: dict[str, int], activations: dict[int, int], card_gib: float = 24) -> int:
+    """The largest batch whose estimate stays within a ``card_gib`` GPU less ``HEADROOM``.
+
+    Activations are a fixed part (autocast's half-precision weight copies) plus a part per image: the line
+    through the two smallest measured batches.
+    """
+    (b1, a1), (b2, a2) = sorted(activations.items())[:2]
+    per_image = (a2 - a1) / (b2 - b1)
+    fixed = a1 - per_image * b1
+    budget = card_gib * (1 - HEADROOM) * GIB - estimate(static, 0) * GIB - fixed
+    return max(0, int(budget // per_image))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the cases, print the option table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crop", type=int, default=512, help="HR crop side (SD-2 trains at 512)")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2], help="at least two batch sizes")
     parser.add_argument("--cases", nargs="+", default=list(CASES), help="options joined by +, or none")
-    parser.add_argument("--account-batch-limit", type=int, default=1,
-                        help="accounted passes run up to this batch here; larger batches scale batch 1 linearly")
-    parser.add_argument("--step-cases", nargs="*", default=[], help="cases also measured with a real step (batch 1)")
+    parser.add_argument("--step-cases", nargs="*", default=[], help="cases also measured with a real training step")
+    parser.add_argument("--step-batches", type=int, nargs="*", help="batches of those steps (default: 1 on CPU, "
+                        "--batches on CUDA)")
     parser.add_argument("--child", nargs=4, metavar=("CASE", "CROP", "BATCH", "MODE"), help=argparse.SUPPRESS)
     add_common_args(parser, "training_memory.json", repeats=None)
     args = parser.parse_args(argv)
@@ -200,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
         case, crop, batch, mode = args.child
         print(json.dumps(child(case, int(crop), int(batch), mode, device)))
         return
+    if len(set(args.batches)) < 2:
+        parser.error("--batches needs at least two sizes (activations are fitted as fixed + per image)")
 
     def run(case: str, batch: int, mode: str) -> dict:
         progress(f"training_memory: {case}, batch {batch}, {mode}")
@@ -207,47 +222,47 @@ def main(argv: list[str] | None = None) -> None:
                 "--threads", str(args.threads)]
         return run_child("benchmarks.training_memory", argv)
 
-    accounted = {case: run(case, 1, "account") for case in args.cases}
-    rows = []
-    for case in args.cases:
-        for batch in args.batches:
-            measured_here = batch <= args.account_batch_limit or device.type == "cuda"
-            record = accounted[case] if batch == 1 else run(case, batch, "account") if measured_here else None
-            if batch == 1 or measured_here:
-                activations = record["activations"]["total"]
-                static = record["static"]
-            else:
-                activations = accounted[case]["activations"]["total"] * batch
-                static = accounted[case]["static"]
-            row = {"case": case, "batch": batch, "crop": args.crop, "static_bytes": static,
-                   "activation_bytes": activations, "activations_from": "measured" if measured_here or batch == 1
-                   else "batch 1 x batch", "estimate_gib": estimate(static, activations)}
-            rows.append(row)
-    step_batches = args.batches if device.type == "cuda" else [1]
+    accounted = {(case, batch): run(case, batch, "account") for case in args.cases for batch in args.batches}
+    step_batches = args.step_batches or (args.batches if device.type == "cuda" else [1])
     steps = {(case, batch): run(case, batch, "step") for case in args.step_cases for batch in step_batches}
-    for row in rows:
-        step = steps.get((row["case"], row["batch"]))
-        if step is not None:
-            row["step"] = {k: step[k] for k in ("seconds", "peak_rss_mib", "rss_after_build_mib", "loss",
-                                                 "cuda_peak_mib") if k in step}
-            if "cuda_peak_mib" in step:
-                row["cuda_peak_gib"] = round(step["cuda_peak_mib"] / 1024, 2)
-    fits = [r for r in rows if r["batch"] >= 2 and r.get("cuda_peak_gib", r["estimate_gib"]) <= 24]
-    print_table(f"SpaSemSR training step at SD-2 shapes, {args.crop}^2 HR ({device.type}, {args.threads} threads)",
-                ["options", "batch", "weights GiB", "grads GiB", "optimizer GiB", "autocast GiB", "activations GiB",
-                 "estimate GiB", "measured"],
-                [[r["case"], r["batch"], *(round(r["static_bytes"][k] / GIB, 2) for k in
-                  ("weights", "gradients", "optimizer", "autocast_copies")), round(r["activation_bytes"] / GIB, 2),
-                  r["estimate_gib"], r.get("step", {}).get("peak_rss_mib") and
-                  f"RSS {r['step']['peak_rss_mib'] / 1024:.2f} GiB, {r['step']['seconds']} s"] for r in rows])
-    smallest = min(fits, key=lambda r: len(r["case"])) if fits else None
-    print(f"24 GB per GPU at {args.crop}^2, batch >= 2: "
-          + (f"{smallest['case']} (estimate {smallest['estimate_gib']} GiB at batch {smallest['batch']})"
-             if smallest else "no case"))
-    write_json(args.out, {"benchmark": "training_memory", "environment": environment(device),
-                          "method": __doc__.split("\n\n", 2)[1], "cases": rows,
-                          "fits_24gb_batch2": [r["case"] for r in fits if r["batch"] == 2]})
+    rows, capacity = [], {}
+    for case in args.cases:
+        static = accounted[case, args.batches[0]]["static"]
+        capacity[case] = max_batch(static, {b: accounted[case, b]["activations"]["total"] for b in args.batches})
+        for batch in args.batches:
+            activations = accounted[case, batch]["activations"]
+            row = {"case": case, "batch": batch, "crop": args.crop, "static_bytes": static,
+                   "activation_bytes": activations["total"],
+                   "activation_bytes_by_dtype": {k[6:]: v for k, v in activations.items() if k.startswith("dtype_")},
+                   "estimate_gib": estimate(static, activations["total"])}
+            step = steps.get((case, batch))
+            if step is not None:
+                row["step"] = {k: step[k] for k in ("seconds", "peak_rss_mib", "rss_after_build_mib", "loss",
+                                                     "cuda_peak_mib") if k in step}
+                if "cuda_peak_mib" in step:
+                    row["cuda_peak_gib"] = round(step["cuda_peak_mib"] / 1024, 2)
+            rows.append(row)
+    recommended = next((case for case in args.cases if capacity[case] >= PAPER_BATCH_PER_GPU), None)
 
+    def measured(row: dict) -> str | None:
+        step = row.get("step")
+        if not step:
+            return None
+        memory = f"CUDA {row['cuda_peak_gib']} GiB" if "cuda_peak_gib" in row else \
+            f"RSS {step['peak_rss_mib'] / 1024:.2f} GiB"
+        return f"{memory}, {step['seconds']} s"
+
+    print_table(f"SpaSemSR training step at SD-2 shapes, {args.crop}^2 HR ({device.type}, {args.threads} threads)",
+                ["options", "batch", "weights GiB", "grads GiB", "optimizer GiB", "activations GiB",
+                 "estimate GiB", "max batch 24 GiB", "measured step"],
+                [[r["case"], r["batch"], *(round(r["static_bytes"][k] / GIB, 2) for k in
+                  ("weights", "gradients", "optimizer")), round(r["activation_bytes"] / GIB, 2),
+                  r["estimate_gib"], capacity[r["case"]], measured(r)] for r in rows])
+    print(f"24 GiB per GPU at {args.crop}^2 ({HEADROOM:.0%} kept for the CUDA context, workspaces and fragmentation): "
+          f"first configuration reaching the paper's {PAPER_BATCH_PER_GPU} images per GPU: {recommended}")
+    write_json(args.out, {"benchmark": "training_memory", "environment": environment(device),
+                          "method": __doc__.split("\n\n", 2)[1], "cases": rows, "max_batch_24gib": capacity,
+                          "headroom": HEADROOM, "recommended_24gib": recommended})
 
 if __name__ == "__main__":
     main()

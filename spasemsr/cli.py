@@ -26,7 +26,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _upscale(args: argparse.Namespace) -> int:
-    from spasemsr.upscale import upscale_files
+    from spasemsr.upscale import Interrupted, upscale_files
     from spasemsr.weights import local_path
 
     ckpt = local_path(args.ckpt or DEFAULT_MODEL)
@@ -48,9 +48,11 @@ def _upscale(args: argparse.Namespace) -> int:
         failures = upscale_files(args.inputs, Path(args.out), ckpt, steps=args.steps, seed=args.seed,
                                  overwrite=args.overwrite, knobs=knobs, fmt=args.format, suffix=args.suffix,
                                  device=args.device, progress=not args.quiet, precision=args.precision)
-    except ValueError as err:  # inputs that clash on an output name, bad knob values: nothing was written
+    except ValueError as err:  # clashing or unwritable outputs, bad knob values: nothing was written
         print(f"spasemsr upscale: {err}", file=sys.stderr)
         return 2
+    except Interrupted:  # Ctrl-C: the summary line is printed
+        return 130
     return 1 if failures else 0
 
 

@@ -1,12 +1,18 @@
 """``spasemsr upscale``: image files, folders or globs in, x4 images out, never losing or clobbering an output.
 
-Each input is read and checked on its own; a bad file is reported by name and skipped, the rest
-finish. Existing outputs are kept unless ``overwrite``; every output is written atomically; two inputs
-that would write the same output name are refused before anything runs.
+Before any model runs, the output folder must exist or be creatable, be a folder and be writable, and the
+outputs must be well named: two inputs that would write one output name, a ``suffix`` with a path
+separator or ``..``, or an output that is also an input (even with ``overwrite``) are refused. Each input
+is then read, upscaled and written on its own: a bad file or a failed write (a full disk, a permission)
+is reported by name and leaves no partial file, the rest finish. Existing outputs are kept unless
+``overwrite``; every output is written atomically with the umask's permissions. Ctrl-C stops with one line
+saying what was written.
 """
 
 from __future__ import annotations
 
+import glob
+import os
 import sys
 from pathlib import Path
 
@@ -39,8 +45,9 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
     for item in items:
         if Path(item).is_dir():
             paths += list_images(item)
-        elif any(char in item for char in "*?["):
-            matches = sorted(p for p in Path().glob(item) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif any(char in item for char in "*?["):  # glob.glob: relative and absolute patterns alike
+            matches = sorted(p for p in map(Path, glob.glob(item))
+                             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             paths += matches
             if not matches:
                 empty.append(item)
@@ -50,9 +57,13 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def output_paths(inputs: list[Path], out: Path, fmt: str = "png", suffix: str = "") -> dict[Path, Path]:
-    """``out/<stem><suffix>.<fmt>`` per input; a name two inputs would share is an error naming both."""
+    """``out/<stem><suffix>.<fmt>`` per input; a name two inputs would share, an output that is an input, or
+    a suffix that leaves ``out`` is an error naming them."""
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"output format {fmt!r}; valid: {', '.join(OUTPUT_FORMATS)}")
+    if "/" in suffix or "\\" in suffix or ".." in suffix:
+        raise ValueError(f"--suffix {suffix!r} may not hold a path separator or '..': it only extends the file name")
+    sources = {path.resolve() for path in inputs}
     targets: dict[Path, Path] = {}
     owners: dict[Path, Path] = {}
     for path in inputs:
@@ -60,8 +71,27 @@ def output_paths(inputs: list[Path], out: Path, fmt: str = "png", suffix: str = 
         if target in owners:
             raise ValueError(f"{owners[target]} and {path} would both be written to {target}; upscale them into "
                              "different --out folders or rename one")
+        if target.resolve() in sources:
+            raise ValueError(f"{target} is an input and would be overwritten by an output (even --overwrite "
+                             "never replaces an input): choose another --out or --suffix")
         owners[target], targets[path] = path, target
     return targets
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse, before any compute, an output folder that is a file, cannot be created or is not writable."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, expected a folder for the upscaled images")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out} cannot be created: {err.strerror or err}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out} is not writable by this user")
+
+
+class Interrupted(Exception):
+    """Ctrl-C during ``upscale_files``: the one-line summary is already printed."""
 
 
 def pick_device(device: str) -> str:
@@ -106,32 +136,47 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
     for item in empty:
         print(f"error: {item} matches no image file", file=sys.stderr)
     targets = output_paths(paths, out, fmt, suffix)
+    check_output_folder(out)
     device = pick_device(device)
     pipeline = load_pipeline(ckpt, device=device)
     pipeline.precision = pick_precision(precision, device)
     overrides = knob_overrides(knobs or {}) | ({"steps": steps} if steps is not None else {})
     pipeline.sampler = sampler_settings(pipeline.sampler, **overrides)
     failures, written, kept = list(empty), 0, 0
-    for path, target in tqdm(targets.items(), desc="images", unit="image", disable=not progress):
-        name = str(path)
-        if target.exists() and not overwrite:
-            print(f"skip {name}: {target} exists (use --overwrite to replace it)", file=sys.stderr)
-            kept += 1
-            continue
-        try:
-            image, extras = read_image_with_extras(path)
-            lr = image.unsqueeze(0).to(device)
-        except ImageError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failures.append(name)
-            continue
-        generator = torch.Generator(device).manual_seed(seed)
-        with tqdm(desc=path.name, unit="tile-step", leave=False, disable=not progress) as bar:
-            pipeline.on_denoise = bar.update
-            sr = pipeline(lr, generator)[0].cpu()
-        write_image(sr, target, _kept_alpha(extras, target, pipeline.scale), extras.icc_profile)
-        written += 1
-        print(f"{name} -> {target}")
-    print(f"{written} written, {kept} kept (already there), {len(failures)} failed"
-          + (f": {', '.join(failures)}" if failures else ""), file=sys.stderr if failures else sys.stdout)
+
+    def summary() -> str:
+        return (f"{written} written, {kept} kept (already there), {len(failures)} failed"
+                + (f": {', '.join(failures)}" if failures else ""))
+
+    try:
+        for path, target in tqdm(targets.items(), desc="images", unit="image", disable=not progress):
+            name = str(path)
+            if target.exists() and not overwrite:
+                print(f"skip {name}: {target} exists (use --overwrite to replace it)", file=sys.stderr)
+                kept += 1
+                continue
+            try:
+                image, extras = read_image_with_extras(path)
+                lr = image.unsqueeze(0).to(device)
+            except ImageError as err:
+                print(f"error: {err}", file=sys.stderr)
+                failures.append(name)
+                continue
+            generator = torch.Generator(device).manual_seed(seed)
+            with tqdm(desc=path.name, unit="tile-step", leave=False, disable=not progress) as bar:
+                pipeline.on_denoise = bar.update
+                sr = pipeline(lr, generator)[0].cpu()
+            try:
+                write_image(sr, target, _kept_alpha(extras, target, pipeline.scale), extras.icc_profile)
+            except OSError as err:  # a full disk, a permission: this image is lost, not the others
+                print(f"error: {name}: cannot write {target}: {err.strerror or err}", file=sys.stderr)
+                failures.append(name)
+                continue
+            written += 1
+            print(f"{name} -> {target}")
+    except KeyboardInterrupt:
+        unfinished = len(targets) - written - kept - (len(failures) - len(empty))
+        print(f"interrupted: {summary()}; {unfinished} not finished", file=sys.stderr)
+        raise Interrupted from None
+    print(summary(), file=sys.stderr if failures else sys.stdout)
     return failures

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spasemsr.config import ConfigError, config_hash, load_config
+from spasemsr.config import ConfigError, config_hash, load_config, training_hash
 from spasemsr.config.tasks import TASKS
 from tests.conftest import REPO
 
@@ -38,7 +38,7 @@ def test_unknown_key_lists_valid_keys():
 def test_bad_values_and_groups_are_named():
     with pytest.raises(ConfigError, match="trainer.max_steps"):
         load_config(REPO / "configs" / "controlnet_sr.yaml", ["trainer.max_steps=many"])
-    valid = r"no option 'tpu' for config group 'trainer'; valid: \['cpu', 'ddp', 'gpu'\]"
+    valid = r"no option 'tpu' for config group 'trainer'; valid: \['cpu', 'ddp', 'ddp_24gb', 'gpu'\]"
     with pytest.raises(ConfigError, match=valid):
         load_config(REPO / "configs" / "controlnet_sr.yaml", ["trainer=tpu"])
     with pytest.raises(ConfigError, match="not a task"):
@@ -65,6 +65,24 @@ def test_config_hash_tracks_content():
     # inference knobs are recorded beside the hash, not in it: the trained model is the same
     knobs = load_config(REPO / "configs" / "controlnet_sr.yaml", ["sampler.backproject=2", "sampler.steps=5"])
     assert config_hash(knobs) == config_hash(base)
+
+
+def test_training_hash_ignores_where_how_long_and_on_what_a_run_trains():
+    def hashed(*overrides):
+        return training_hash(load_config(REPO / "configs" / "controlnet_sr.yaml", list(overrides)))
+
+    base = hashed()
+    for same in (["trainer.max_steps=9"], ["trainer=ddp_24gb"], ["run.root=/elsewhere"], ["trainer.resume=never"],
+                 ["sampler.w_spa=0"], ["trainer.gradient_checkpointing=true"], ["data.num_workers=8"]):
+        assert hashed(*same) == base, same
+    for other in (["model.lr=0.1"], ["seed=1"], ["data.crop_size=64"], ["trainer.optimizer=adamw8bit"],
+                  ["degradation.second_blur_prob=0"], ["trainer.accumulate_grad_batches=2"]):
+        assert hashed(*other) != base, other
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "configs" / "trainer").glob("*.yaml")))
+def test_every_trainer_preset_composes(preset):
+    assert load_config(REPO / "configs" / "spasemsr.yaml", [f"trainer={preset}"]).trainer.max_steps == 3000
 
 
 def test_sd2_profile_demands_a_backbone_path():

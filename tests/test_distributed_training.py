@@ -41,6 +41,21 @@ def _steps(records: list[dict]) -> dict[int, dict]:
     return {r["step"]: r for r in records if "loss" in r}
 
 
+def _val_batch(cfg) -> dict:
+    datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=True)
+    datamodule.setup()
+    return next(iter(datamodule.val_dataloader()))
+
+
+def _woken(module):
+    """Random weights in the zero-initialised (no-op) guidance, as training gives them, so that knobs could matter."""
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.05)
+    return module
+
+
 # --- every trainable parameter takes part in every step (what DDP requires), for every ablation variant ---
 
 ABLATION = load_spec(REPO / "experiments" / "ablation.yaml")
@@ -50,9 +65,7 @@ ABLATION = load_spec(REPO / "experiments" / "ablation.yaml")
 def test_every_trainable_parameter_gets_a_gradient_even_without_detections(variant, prior_dir, tmp_path):
     cfg = _merge(variant_config(ABLATION, variant, "smoke", tmp_path), f"profile.backbone_path={prior_dir}",
                  *([] if variant == "baseline" else SPASEM_FAST))
-    datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=True)
-    datamodule.setup()
-    batch = next(iter(datamodule.val_dataloader()))
+    batch = _val_batch(cfg)
     # dropout 1: every condition dropped, so no image of the batch has a box or a caption
     for changes in ([],) if variant == "baseline" else (["model.cond_dropout=0"], ["model.cond_dropout=1"]):
         module = task_module_class(cfg.model.name)(_merge(cfg, *changes))
@@ -163,17 +176,11 @@ def test_resuming_under_a_config_that_trains_differently_is_refused(sr_cfg):
 
 def test_training_ignores_the_inference_knobs(prior_dir, tmp_path):
     cfg = fast_config("spasemsr.yaml", tmp_path, prior_dir, 2, *SPASEM_FAST)
-    datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=True)
-    datamodule.setup()
-    batch = next(iter(datamodule.val_dataloader()))
+    batch = _val_batch(cfg)
     losses = []
     for knobs in ((), ("sampler.w_spa=0", "sampler.w_sem=0", "sampler.w_deg=0", "sampler.control_scale=0.5")):
         torch.manual_seed(0)
-        module = SpaSemSRModule(_merge(cfg, *knobs))
-        with torch.no_grad():  # wake the zero-initialised guidance, as training would, so the knobs could matter
-            for p in module.parameters():
-                if p.requires_grad:
-                    p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.05)
+        module = _woken(SpaSemSRModule(_merge(cfg, *knobs)))
         losses.append(module.loss(batch, torch.Generator().manual_seed(0)))
     assert torch.equal(losses[0], losses[1])
 
@@ -232,17 +239,11 @@ def test_checkpoints_hold_only_trainable_weights_at_sd2_shapes():
 
 def test_gradient_checkpointing_gives_the_same_gradients(prior_dir, tmp_path):
     cfg = fast_config("spasemsr.yaml", tmp_path, prior_dir, 2, *SPASEM_FAST)
-    datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=True)
-    datamodule.setup()
-    batch = next(iter(datamodule.val_dataloader()))
+    batch = _val_batch(cfg)
     grads = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        module = SpaSemSRModule(_merge(cfg, f"trainer.gradient_checkpointing={checkpointing}"))
-        with torch.no_grad():
-            for p in module.parameters():
-                if p.requires_grad:
-                    p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.05)
+        module = _woken(SpaSemSRModule(_merge(cfg, f"trainer.gradient_checkpointing={checkpointing}")))
         module.configure_model()
         module.train()
         assert module.net.unet.is_gradient_checkpointing == checkpointing
@@ -295,3 +296,47 @@ def test_resume_path_modes(sr_cfg):
     assert resume_path(_merge(sr_cfg, "trainer.resume=force"), folder) is None  # nothing to resume yet
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         resume_path(_merge(sr_cfg, "trainer.resume=/no/such.ckpt"), folder)
+
+
+def test_frozen_dtype_stores_only_the_frozen_parts_in_half_precision(prior_dir, tmp_path):
+    cfg = fast_config("spasemsr.yaml", tmp_path, prior_dir, 2, *SPASEM_FAST, "trainer.precision=bf16-mixed",
+                      "trainer.frozen_dtype=bfloat16")
+    module = SpaSemSRModule(cfg)
+    module.configure_model()
+    dtypes = {(p.requires_grad, p.dtype) for p in module.parameters()}
+    assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}
+    assert module.teacher.features[1].conv[0][1].running_mean.dtype == torch.bfloat16  # BN stats follow their layer
+    with pytest.raises(ValueError, match="needs a mixed precision"):
+        SpaSemSRModule(_merge(cfg, "trainer.precision=32-true")).configure_model()
+
+
+def test_validation_interval_counts_optimiser_steps_under_accumulation(sr_cfg):
+    cfg = _merge(sr_cfg, "trainer.accumulate_grad_batches=2", "trainer.max_steps=2", "trainer.val_every_n_steps=1",
+                 "trainer.trace=true")
+    assert build_trainer(cfg, run_dir(cfg)).val_check_interval == 2  # batches
+    train(cfg)
+    records = _trace(run_dir(cfg), 0)
+    assert [r["step"] for r in records if "val_logged" in r] == [1, 2]
+    assert [r["batch_number"] for r in records if "loss" in r] == [0, 1, 2, 3]
+
+
+def test_backends_run_where_they_are_asked_to():
+    from spasemsr.config.tasks import TextGuidance
+    from spasemsr.guidance.backends import text_backends
+    from spasemsr.guidance.grounding import load_grounder
+
+    assert load_grounder("auto", device="meta").device.type == "meta"
+    assert load_grounder("annotations", device="meta") is not None  # a lookup backend takes no device
+    text = TextGuidance(train_grounder="auto", train_describer="params", grounder_options={"auto": {"device": "cpu"}})
+    grounder, describer = text_backends(text, "train", "meta")
+    assert grounder.device.type == "cpu" and describer is not None  # a configured device option wins
+    grounder, _ = text_backends(TextGuidance(infer_grounder="auto", infer_describer="none"), "infer", "meta")
+    assert grounder.device.type == "meta"
+
+
+def test_one_checkpoint_copy_on_disk_and_resume_survives_a_missing_link(sr_cfg):
+    train(sr_cfg)
+    folder = run_dir(sr_cfg) / "checkpoints"
+    assert (folder / "last.ckpt").is_symlink() and (folder / "last.ckpt").resolve() == folder / "step0000004.ckpt"
+    (folder / "last.ckpt").unlink()  # killed between Lightning removing the old link and making the new one
+    assert resume_path(sr_cfg, run_dir(sr_cfg)) == str(folder / "step0000004.ckpt")

@@ -181,3 +181,53 @@ def test_doctor_reports_and_exits_zero(capsys):
     assert main(["doctor"]) == 0
     text = capsys.readouterr().out
     assert "niqe" in text and "minilm" in text and "profile.backbone_path" in text
+
+
+def test_a_file_with_a_good_header_and_a_broken_body_stops_the_run_before_it_starts(pairs, tmp_path, monkeypatch):
+    from spasemsr.data.images import ImageError
+
+    hr_dir, lr_dir = pairs
+    broken = lr_dir / "b_LR4.jpg"  # a JPEG's size is read from its header alone
+    write_image(read_image(lr_dir / "b_LR4.png"), broken)
+    (lr_dir / "b_LR4.png").unlink()
+    broken.write_bytes(broken.read_bytes()[: len(broken.read_bytes()) // 2])  # header intact, body cut
+    dataset = paired_set(hr_dir, lr_dir)
+    monkeypatch.setattr("spasemsr.evaluation.runner.load_method",
+                        lambda *a, **k: pytest.fail("the method was loaded before the set was checked"))
+    with pytest.raises(ImageError, match="1 image\\(s\\) cannot be decoded.*b_LR4.jpg"):
+        evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_evaluation_reuses_the_sr_images_it_wrote(pairs, tmp_path, monkeypatch):
+    import spasemsr.evaluation.runner as runner
+
+    dataset = paired_set(*pairs)
+    straight = evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "straight")
+    load, calls = runner.load_method, []
+
+    def counting(*args, **kwargs):
+        method = load(*args, **kwargs)
+
+        def upscale(lr):
+            calls.append(1)
+            if len(calls) == 2 and fail[0]:
+                raise KeyboardInterrupt  # killed while sampling the second image
+            return method.upscale(lr)
+
+        return runner.Method(upscale, method.ckpt, method.config, method.knobs)
+
+    fail = [True]
+    monkeypatch.setattr(runner, "load_method", counting)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "run")
+    fail[0], calls[:] = False, []
+    resumed = evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "run")
+    assert len(calls) == 1 and resumed["record"]["resumed_images"] == ["a"]  # only the missing image sampled
+    assert resumed["per_image"] == straight["per_image"]
+    calls[:] = []
+    again = evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "run", resume=False)
+    assert len(calls) == 2 and again["record"]["resumed_images"] == []
+    calls[:] = []
+    evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "run", seed=1)  # another identity: nothing is reused
+    assert len(calls) == 2

@@ -117,7 +117,7 @@ def test_journal_storage_and_a_changed_objective_is_refused(tmp_path):
     assert run_worker(str(path), storage, "j", 2) == 2
     (tmp_path / "other").mkdir()
     other = sweep_file(tmp_path / "other", fidelity="lr_consistency")
-    with pytest.raises(ConfigError, match="has objectives=\\['psnr_y', 'niqe'\\]"):
+    with pytest.raises(ConfigError, match="objectives: study \\['psnr_y', 'niqe'\\], this sweep \\['lr_consistency'"):
         run_worker(str(other), storage, "j", 3)
 
 
@@ -170,6 +170,36 @@ def test_a_killed_sweep_resumes_and_reruns_the_interrupted_trial(tmp_path):
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE and retried[0].params == interrupted.params
     assert sum(t.state == TrialState.COMPLETE for t in final) == 3 and all(
         t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in final)
+    complete = [tuple(sorted(t.params.items())) for t in final if t.state == TrialState.COMPLETE]
+    assert len(set(complete)) == 3  # the resumed worker proposed new settings, not the first run's again
+
+
+def _settings(storage: str, study: str) -> list[tuple]:
+    return [tuple(sorted(t.params.items())) for t in trials(storage, study) if t.state == TrialState.COMPLETE]
+
+
+def test_a_rerun_or_topped_up_sweep_never_repeats_a_setting(tmp_path):
+    path, storage = sweep_file(tmp_path), f"sqlite:///{tmp_path / 'topup.db'}"
+    for total in (2, 4):  # two real `spasemsr sweep` processes: the second tops the study up
+        done = subprocess.run([sys.executable, "-m", "spasemsr.cli", "sweep", "--experiment", str(path), "--storage",
+                               storage, "--study", "t", "--n-trials", str(total)], cwd=REPO, env=ENV,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    settings = _settings(storage, "t")
+    assert len(settings) == 4 and len(set(settings)) == 4
+    assert run_worker(str(path), storage, "t", 6) == 6 and len(set(_settings(storage, "t"))) == 6  # in-process too
+
+
+def test_reopening_a_study_with_another_space_or_set_is_refused(tmp_path):
+    path, storage = sweep_file(tmp_path), f"sqlite:///{tmp_path / 'space.db'}"
+    assert run_worker(str(path), storage, "s", 1) == 1
+    for change, differs in (({"space.start_t.high": 0.9}, "space: study"), ({"eval.crop": 160}, "eval: study"),
+                            ({"seed": 3}, "seed: study 0, this sweep 3")):
+        folder = tmp_path / differs.split(":")[0]
+        folder.mkdir(exist_ok=True)
+        with pytest.raises(ConfigError, match=f"{differs}.*start another with --study NEW"):
+            run_worker(str(sweep_file(folder, **change)), storage, "s", 2)
+    assert run_worker(str(path), storage, "s", 2) == 2  # the same sweep still tops it up
 
 
 def _postgres_bin() -> Path | None:

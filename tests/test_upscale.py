@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,102 @@ def test_help_lists_every_verb(capsys):
     text = capsys.readouterr().out
     for verb in ("train", "evaluate", "upscale", "ablate", "sweep", "figures", "doctor"):
         assert verb in text
+
+
+def _no_model(monkeypatch):
+    """Fail the test if upscale gets as far as loading a model."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    monkeypatch.setattr("spasemsr.upscale.load_pipeline", refuse)
+
+
+def test_bad_output_folders_and_names_are_refused_before_any_compute(export_dir, tmp_path, capsys, monkeypatch):
+    image = _lr_image(tmp_path / "in" / "a.png", 8, 8)
+    (tmp_path / "file.txt").write_text("x")
+    _no_model(monkeypatch)
+    cases = {
+        str(tmp_path / "file.txt"): "is a file, expected a folder",
+        str(tmp_path / "file.txt" / "sub"): "cannot be created",
+    }
+    for out, message in cases.items():
+        assert main(["upscale", str(image), "--out", out, "--ckpt", str(export_dir)]) == 2
+        assert message in capsys.readouterr().err
+    for suffix in ("/x", "..", "_a/../b"):
+        assert main(["upscale", str(image), "--out", str(tmp_path / "sr"), "--ckpt", str(export_dir),
+                     "--suffix", suffix]) == 2
+        assert "may not hold a path separator" in capsys.readouterr().err
+    assert main(["upscale", str(image), "--out", str(tmp_path / "in"), "--ckpt", str(export_dir), "--overwrite"]) == 2
+    assert "is an input" in capsys.readouterr().err and read_image(image).shape == (3, 8, 8)
+
+
+def test_absolute_quoted_globs_work(export_dir, tmp_path):
+    for name in ("a", "b"):
+        _lr_image(tmp_path / "in" / f"{name}.png", 8, 8)
+    out = tmp_path / "sr"
+    assert main(["upscale", str(tmp_path / "in" / "*.png"), "--out", str(out), "--ckpt", str(export_dir),
+                 "--steps", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+
+
+def test_a_failed_write_loses_only_that_image_and_leaves_no_partial_file(export_dir, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    inputs = [_lr_image(tmp_path / "in" / f"{name}.png", 8, 8) for name in ("a", "b", "c")]
+    save = Image.Image.save
+
+    def disk_full_for_b(self, stream, *args, **kwargs):
+        if Path(getattr(stream, "name", "")).name.startswith(".b.png"):
+            stream.write(b"half an image")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(self, stream, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", disk_full_for_b)
+    out = tmp_path / "sr"
+    assert main(["upscale", *map(str, inputs), "--out", str(out), "--ckpt", str(export_dir), "--steps", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"{inputs[1]}: cannot write {out / 'b.png'}: No space left on device" in err
+    assert "2 written, 0 kept (already there), 1 failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]  # no b.png, no temporary file
+
+
+def test_ctrl_c_prints_one_line_of_what_was_written(export_dir, tmp_path, capsys, monkeypatch):
+    from spasemsr.pipeline import SRPipeline
+
+    inputs = [_lr_image(tmp_path / "in" / f"{name}.png", 8, 8) for name in ("a", "b", "c")]
+    calls, call = [], SRPipeline.__call__
+
+    def interrupt_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SRPipeline, "__call__", interrupt_second)
+    assert main(["upscale", *map(str, inputs), "--out", str(tmp_path / "sr"), "--ckpt", str(export_dir),
+                 "--steps", "1", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 1 written, 0 kept (already there), 0 failed; 2 not finished" in err
+    assert "Traceback" not in err
+
+
+def test_outputs_honour_the_umask(export_dir, tmp_path):
+    import os
+
+    from spasemsr.utils.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        image = _lr_image(tmp_path / "a.png", 8, 8)
+        assert main(["upscale", str(image), "--out", str(tmp_path / "sr"), "--ckpt", str(export_dir),
+                     "--steps", "1"]) == 0
+        atomic_write_text(tmp_path / "metrics.json", "{}")  # metrics, configs, manifests and fronts use this
+        for path in (image, tmp_path / "sr" / "a.png", tmp_path / "metrics.json"):
+            assert oct(path.stat().st_mode & 0o777) == "0o644", path
+        os.umask(0o027)
+        atomic_write_text(tmp_path / "private.json", "{}")
+        assert oct((tmp_path / "private.json").stat().st_mode & 0o777) == "0o640"
+    finally:
+        os.umask(old)

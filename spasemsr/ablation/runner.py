@@ -89,7 +89,7 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
         print(f"ablation: training {name} ({spec.variants[name].label}) -> {folder}")
         export = train(cfg)
     result = evaluate(str(export), plan.eval.dataset(cfg.data.scale), plan.eval.metrics, folder / "eval",
-                      plan.eval.knobs, seed=spec.seed, rescore=reevaluate == "rescore")
+                      plan.eval.knobs, seed=spec.seed, rescore=reevaluate == "rescore", resume=reevaluate != "resample")
     manifest = json.loads((export / "manifest.json").read_text())
     result = {"name": spec.variants[name].label, **result, "ablation": {
         "variant": name, "budget": budget, "config_hash": cfg_hash, "eval": asdict(plan.eval),

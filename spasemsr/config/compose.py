@@ -83,10 +83,10 @@ def _digest(tree: dict[str, Any]) -> str:
 UNTRAINED_KEYS: dict[str, tuple[str, ...]] = {
     "run": ("name", "root"),
     "data": ("num_workers",),
-    "trainer": ("accelerator", "devices", "strategy", "max_steps", "log_every_n_steps", "val_every_n_steps",
-                "ckpt_every_n_steps", "gradient_checkpointing", "resume", "trace"),
+    "trainer": ("accelerator", "devices", "strategy", "precision", "frozen_dtype", "gradient_checkpointing",
+                "max_steps", "log_every_n_steps", "val_every_n_steps", "ckpt_every_n_steps", "resume", "trace"),
 }
-"""Keys that change where, how long or how fast a run trains, not what one training step computes."""
+"""Keys that change where, how long or how fast (in what precision) a run trains, not what a step computes."""
 
 
 def training_hash(cfg: DictConfig) -> str:

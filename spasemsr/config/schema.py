@@ -101,10 +101,10 @@ class TrainerConfig:
     ckpt_every_n_steps: int = 100
     gradient_clip_val: float = 1.0
     accumulate_grad_batches: int = 1
-    optimizer: str = "adamw"  # adamw | adamw_fused | adamw8bit (bitsandbytes); spasemsr/training/optim.py
+    optimizer: str = "adamw"  # adamw | adamw_fused | adamw8bit (bitsandbytes); spasemsr/training/memory.py
     gradient_checkpointing: bool = False  # recompute UNet, ControlNet and added attentions in backward (memory)
     frozen_dtype: str = "float32"  # float32 | bfloat16 | float16: storage of the frozen parts (needs *-mixed precision)
-    # auto (from <run>/checkpoints/last.ckpt if present) | never | a checkpoint path | force (auto, even when
+    # auto (from the newest <run>/checkpoints/ checkpoint, if any) | never | a checkpoint path | force (auto, even when
     # the checkpoint's training hash differs from this config's)
     resume: str = "auto"
     trace: bool = False  # write <run>/trace/rank<r>.jsonl: what each rank drew per step (items, degradation, t)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from spasemsr.utils.atomic import atomic_path
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 """Suffixes `list_images` picks up (compared case-insensitively)."""
@@ -215,17 +216,10 @@ def write_image(tensor: torch.Tensor, path: str | os.PathLike[str], alpha: torch
     if icc_profile:
         options["icc_profile"] = icc_profile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format=fmt, **options)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp, open(temp, "wb") as stream:
+        image.save(stream, format=fmt, **options)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:

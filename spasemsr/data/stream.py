@@ -12,7 +12,6 @@ and condition dropout (seeded by rank and batch number). Nothing reads a global 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-
-def stream_seed(*parts: object) -> int:
-    """A 63-bit seed from any tuple of labels and counters (independent streams for distinct tuples)."""
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+from spasemsr.utils.seeding import stream_seed
 
 
 def generator_for(device: torch.device | str, *parts: object) -> torch.Generator:

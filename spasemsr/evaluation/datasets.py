@@ -93,6 +93,25 @@ class EvalSet:
                                     recipe=f"{e.recipe};cut top-left to {crop}") for e in entries)
         return replace(self, entries=tuple(entries))
 
+    def verify(self) -> None:
+        """Decode every HR and LR file in full before anything runs; raise one ``ImageError`` naming every bad one.
+
+        Building a set reads only headers (sizes); a file can have a good header and a truncated or corrupt
+        body, which an evaluation would otherwise meet only when it reaches that image.
+        """
+        problems = []
+        for entry in self.entries:
+            for path in (entry.hr_path, entry.lr_path):
+                if path is None:
+                    continue
+                try:
+                    read_image(path)
+                except ImageError as err:
+                    problems.append(str(err))
+        if problems:
+            raise ImageError(f"{self.name}: {len(problems)} image(s) cannot be decoded, nothing was evaluated: "
+                             + "; ".join(problems))
+
     def __iter__(self) -> Iterator[EvalImage]:
         return (self._load(entry) for entry in self.entries)
 

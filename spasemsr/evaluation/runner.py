@@ -139,6 +139,21 @@ def _score(name: str, sr: Tensor, hr: Tensor, lr: Tensor, scale: int) -> float:
     return float(compute(name, sr, hr=hr, lr=lr, scale=scale)[0])
 
 
+def code_fingerprint() -> str:
+    """SHA-256 of the package's source files: SR images of one code version are never reused by another."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*.py")):
+        digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _sampling_identity(method: str, runner: Method, dataset: EvalSet, seed: int) -> dict:
+    """What the SR images in ``sr/`` are a function of (written before the first one, so a rerun can resume)."""
+    return {"method": method, "ckpt": runner.ckpt, "knobs": runner.knobs, "dataset": dataset.hash, "seed": seed,
+            "code": code_fingerprint()}
+
+
 def _reusable_sr(out_dir: Path, runner: Method, dataset: EvalSet, seed: int) -> bool:
     """Whether ``out_dir`` holds the SR images of this very method, checkpoint, knobs, set and seed."""
     previous = out_dir / "metrics.json"
@@ -152,14 +167,18 @@ def _reusable_sr(out_dir: Path, runner: Method, dataset: EvalSet, seed: int) -> 
 
 def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_dir: str | Path,
              knobs: Mapping[str, object] | None = None, seed: int = 0, device: str = "cpu",
-             rescore: bool = False) -> dict:
+             rescore: bool = False, resume: bool = True) -> dict:
     """Run ``method`` on every image of ``dataset``, score it, write sr/, metrics.csv, metrics.json; return the json.
 
-    ``rescore`` scores the SR images an earlier run of the same method, checkpoint, knobs, set and seed
-    left in ``out_dir`` instead of sampling again (after a metric changed); otherwise it samples afresh.
+    Every HR and LR is decoded before the method is loaded (a bad file stops the run naming it). ``rescore``
+    scores the SR images an earlier complete run of the same method, checkpoint, knobs, set and seed left in
+    ``out_dir`` instead of sampling again (after a metric changed). Otherwise, with ``resume``, the SR images
+    an interrupted run of the same method, checkpoint, knobs, set, seed and code left are kept and only the
+    missing ones are sampled; ``resume=False`` samples everything afresh.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    dataset.verify()
     metrics = list(metrics or DEFAULT_METRICS)
     unavailable = {}
     for name in metrics:
@@ -171,11 +190,18 @@ def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_d
     reuse = rescore and _reusable_sr(out_dir, runner, dataset, seed)
     if rescore and not reuse:
         print(f"{out_dir}: no SR images of this method, checkpoint, knobs, set and seed to rescore; sampling")
+    identity, marker = _sampling_identity(method, runner, dataset, seed), out_dir / "sr" / "identity.json"
+    resumable = resume and not reuse and marker.is_file() and json.loads(marker.read_text()) == identity
+    if not reuse:
+        atomic_write_text(marker, json.dumps(identity, indent=2))
     per_image: dict[str, dict[str, float]] = {}
+    resumed = []
     for index, image in enumerate(dataset, 1):
         lr = image.lr[None]
         target = out_dir / "sr" / f"{image.name}.png"
-        if not reuse:
+        if resumable and target.is_file():
+            resumed.append(image.name)
+        elif not reuse:
             with torch.no_grad():
                 sr = runner.upscale(lr.to(device))[0].cpu()
             if sr.shape != image.hr.shape:
@@ -202,6 +228,7 @@ def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_d
         "record": {
             "method": method, "ckpt": runner.ckpt, "config": runner.config, "knobs": runner.knobs,
             "dataset": dataset.record(), "seed": seed, "versions": package_versions(), "rescored": reuse,
+            "resumed_images": resumed,
             "wall_seconds": round(time.perf_counter() - started, 2),
         },
     }

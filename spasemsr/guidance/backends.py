@@ -37,8 +37,10 @@ def text_backends(text: TextGuidance, stage: str, device: torch.device | str) ->
     grounder = describer = None
     if text.spatial != "none":
         name = text.train_grounder if stage == "train" else text.infer_grounder
-        grounder = load_grounder(name, str(device), **backend_options(text.grounder_options, name))
+        options = backend_options(text.grounder_options, name)
+        grounder = load_grounder(name, options.pop("device", str(device)), **options)  # a device option wins
     if text.degradation_text:
         name = text.train_describer if stage == "train" else text.infer_describer
-        describer = load_describer(name, str(device), **backend_options(text.describer_options, name))
+        options = backend_options(text.describer_options, name)
+        describer = load_describer(name, options.pop("device", str(device)), **options)
     return grounder, describer

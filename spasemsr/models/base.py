@@ -15,9 +15,7 @@ from torch import Tensor
 
 from spasemsr.config import to_container, training_hash, validate
 from spasemsr.guidance.text_encoder import TextEncoder, load_text_encoder
-from spasemsr.training.optim import build_optimizer
-
-FROZEN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from spasemsr.training.memory import build_optimizer, store_frozen_as
 
 
 class TaskModule(LightningModule):
@@ -40,37 +38,13 @@ class TaskModule(LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         t = self.cfg.trainer
-        if t.optimizer == "adamw_fused" and t.gradient_clip_val and "mixed" in t.precision:
-            raise ValueError(
-                f"trainer.optimizer=adamw_fused cannot clip gradients under precision={t.precision} (a fused optimizer "
-                "unscales its gradients itself, so Lightning refuses to clip them first): set "
-                "trainer.gradient_clip_val=0 or trainer.optimizer=adamw"
-            )
         params = [p for p in self.parameters() if p.requires_grad]
-        return build_optimizer(t.optimizer, params, self.cfg.model.lr)
+        return build_optimizer(t.optimizer, params, self.cfg.model.lr, t.precision, t.gradient_clip_val)
 
     def configure_model(self) -> None:
-        """Lightning's hook before the strategy wraps the module: the memory options ``trainer`` asks for.
-
-        ``gradient_checkpointing`` recomputes the task's diffusers models block by block in backward;
-        ``frozen_dtype`` stores every frozen parameter (prior, VAE, text encoder, teacher) in half precision,
-        as diffusers' training examples do with ``weight_dtype``: under autocast those weights were cast to
-        half for every matmul anyway, so only their storage (and the casts' saved copies) shrink.
-        """
+        """Lightning's hook before the strategy wraps the module: the memory options ``trainer`` asks for."""
         t = self.cfg.trainer
-        if t.frozen_dtype not in FROZEN_DTYPES:
-            raise ValueError(f"trainer.frozen_dtype={t.frozen_dtype!r} is not one of {sorted(FROZEN_DTYPES)}")
-        dtype = FROZEN_DTYPES[t.frozen_dtype]
-        if dtype != torch.float32:
-            if "mixed" not in t.precision:
-                raise ValueError(f"trainer.frozen_dtype={t.frozen_dtype} needs a mixed precision (bf16-mixed or "
-                                 f"16-mixed) to run the half-precision frozen parts, got precision={t.precision}")
-            for module in self.modules():  # a layer whose own weights are all frozen, with its buffers (BN stats)
-                own = list(module.parameters(recurse=False))
-                if own and not any(p.requires_grad for p in own):
-                    for tensor in (*own, *module.buffers(recurse=False)):
-                        if tensor.is_floating_point():
-                            tensor.data = tensor.data.to(dtype)
+        store_frozen_as(self, t.frozen_dtype, t.precision)
         if not t.gradient_checkpointing:
             return
         models = self.checkpointed_models()
@@ -105,9 +79,9 @@ class TaskModule(LightningModule):
         saved, now = checkpoint.get("training_hash"), training_hash(self.cfg)
         if saved != now and self.cfg.trainer.resume != "force":
             raise ValueError(
-                f"the checkpoint was trained under training hash {saved}, this config has {now}: it changes what "
-                "is trained (model, data, degradation, seed or optimisation). Start a new run (run.name=...) or "
-                "resume anyway with trainer.resume=force"
+                f"the checkpoint was trained under training hash {saved or '(none recorded)'}, this config has {now}: "
+                "it changes what is trained (model, data, degradation, seed or optimisation). Start a new run "
+                "(run.name=...) or resume anyway with trainer.resume=force"
             )
         expected = {key for key in self.state_dict() if key.startswith(self._prefixes())}
         missing = sorted(expected - set(checkpoint["state_dict"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
+from dataclasses import asdict
 from pathlib import Path
 
 import optuna
@@ -24,14 +25,20 @@ from spasemsr.sweep.objective import directions
 from spasemsr.sweep.spec import SweepSpec, load_sweep_spec
 from spasemsr.sweep.storage import open_storage, requeue_dead_local_trials
 from spasemsr.utils.atomic import atomic_path, atomic_write_text
+from spasemsr.utils.seeding import stream_seed
 
 
-def make_sampler(spec: SweepSpec, worker_index: int = 0) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler the file names (NSGA-II by default), seeded with ``sampler.seed + worker_index``.
+def make_sampler(spec: SweepSpec, worker_index: int = 0, history: int = 0) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler the file names (NSGA-II by default), seeded by the study's state.
 
-    Workers sharing a study need different indices: equal seeds propose equal knobs (the same trial twice).
+    A fresh study (``history`` = 0 trials) seeds with ``sampler.seed + worker_index``; a study that already
+    holds ``history`` trials seeds with a hash of (seed, worker, history). A rerun, a top-up or a resumed
+    worker therefore continues the search instead of replaying the proposals of the first run from the same
+    random state (which re-proposed the settings the study already had). Workers sharing a study need
+    different indices: equal seeds at equal history propose equal knobs.
     """
-    s, seed = spec.sampler, spec.sampler.seed + worker_index
+    s = spec.sampler
+    seed = s.seed + worker_index if history == 0 else stream_seed(s.seed, "worker", worker_index, history) % 2**32
     if s.name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
     if s.name == "tpe":
@@ -39,20 +46,31 @@ def make_sampler(spec: SweepSpec, worker_index: int = 0) -> optuna.samplers.Base
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def study_identity(spec: SweepSpec, objectives: tuple[str, str], model: str) -> dict:
+    """What a study's trials are comparable under: objectives, checkpoint, search space, images, crop, seeds."""
+    return {"objectives": list(objectives), "ckpt": weights_sha256(Path(model)), "model": model,
+            "space": {name: asdict(dim) for name, dim in sorted(spec.space.items())},
+            "eval": {"data": spec.eval.data, "lr": spec.eval.lr, "images": spec.eval.images, "crop": spec.eval.crop,
+                     "knobs": dict(sorted(spec.eval.knobs.items()))},
+            "seed": spec.seed}
+
+
 def open_study(spec: SweepSpec, storage: str, name: str, objectives: tuple[str, str], model: str,
                worker_index: int = 0) -> optuna.Study:
-    """Create or load the study; a loaded one must have the same objectives and model checkpoint."""
+    """Create or load the study; a loaded one must have been created for the same ``study_identity``."""
     study = optuna.create_study(storage=open_storage(storage, spec.liveness), study_name=name,
-                                directions=directions(objectives), sampler=make_sampler(spec, worker_index),
-                                load_if_exists=True)
-    identity = {"objectives": list(objectives), "ckpt": weights_sha256(Path(model)), "model": model}
-    for key, value in identity.items():
+                                directions=directions(objectives), load_if_exists=True)
+    study.sampler = make_sampler(spec, worker_index, len(study.get_trials(deepcopy=False)))
+    differences = []
+    for key, value in study_identity(spec, objectives, model).items():
         known = study.user_attrs.get(key)
         if known is None:
             study.set_user_attr(key, value)
         elif known != value:
-            raise ConfigError(f"study {name!r} in {storage} has {key}={known!r}, this sweep has {value!r}; "
-                              "use another --study name")
+            differences.append(f"{key}: study {known!r}, this sweep {value!r}")
+    if differences:
+        raise ConfigError(f"study {name!r} in {storage} was created for another sweep ({'; '.join(differences)}); "
+                          "its trials are not comparable with this one's: start another with --study NEW")
     return study
 
 

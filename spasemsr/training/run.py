@@ -1,8 +1,9 @@
 """``spasemsr train``: one function from a validated config to a trained, exported run folder.
 
-Layout of ``<run.root>/<run.name>/``: ``config.yaml`` (resolved), ``checkpoints/`` (``last.ckpt``
-every ``trainer.ckpt_every_n_steps``, written atomically), ``tb/`` (TensorBoard), and ``export/``
-(``from_pretrained`` folders of the trained parts, the config and ``manifest.json``).
+Layout of ``<run.root>/<run.name>/``: ``config.yaml`` (resolved), ``checkpoints/`` (``step<N>.ckpt`` every
+``trainer.ckpt_every_n_steps``, the newest kept, and ``last.ckpt`` linking it: one copy on disk), ``tb/``
+(TensorBoard), ``trace/`` (with ``trainer.trace``), and ``export/`` (``from_pretrained`` folders of the
+trained parts, the config and ``manifest.json``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def build_trainer(cfg: DictConfig, folder: Path) -> Trainer:
     t = cfg.trainer
     checkpoint = ModelCheckpoint(
         dirpath=folder / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
-        every_n_train_steps=t.ckpt_every_n_steps, save_last=True, save_top_k=1,
+        every_n_train_steps=t.ckpt_every_n_steps, save_last="link", save_top_k=1,  # last.ckpt links the newest
     )
     callbacks = [checkpoint, ImageGridLogger()] + ([BatchTrace(folder / "trace")] if t.trace else [])
     return Trainer(
@@ -58,7 +59,7 @@ RESUME_MODES = ("auto", "force", "never")
 
 
 def resume_path(cfg: DictConfig, folder: Path) -> str | None:
-    """Checkpoint to resume from: ``auto``/``force`` pick ``last.ckpt`` if a previous run left one.
+    """Checkpoint to resume from: ``auto``/``force`` pick the newest a previous run left (``latest_checkpoint``).
 
     ``force`` also skips the check that the checkpoint was trained under this config's training hash.
     """
@@ -66,11 +67,20 @@ def resume_path(cfg: DictConfig, folder: Path) -> str | None:
     if mode == "never":
         return None
     if mode in ("auto", "force"):
-        last = folder / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
+        return latest_checkpoint(folder / "checkpoints")
     if not Path(mode).is_file():
         raise FileNotFoundError(f"trainer.resume={mode}: no such checkpoint file (or use one of {RESUME_MODES})")
     return mode
+
+
+def latest_checkpoint(folder: Path) -> str | None:
+    """``last.ckpt`` (a link to the newest checkpoint), or the newest ``step*.ckpt`` if a kill came between
+    Lightning's replacing the link and the new link (it removes the old one first)."""
+    last = folder / "last.ckpt"
+    if last.is_file():
+        return str(last)
+    steps = sorted(folder.glob("step*.ckpt"))
+    return str(steps[-1]) if steps else None
 
 
 def reduced_metrics(trainer: Trainer) -> dict[str, float]:
