@@ -33,6 +33,7 @@ def smoke(tmp_path_factory) -> tuple[Path, Path]:
     return out, runs
 
 
+@pytest.mark.slow
 def test_smoke_ablation_trains_and_tabulates_every_variant(smoke):
     out, runs = smoke
     spec = load_spec(EXPERIMENT)

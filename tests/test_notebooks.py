@@ -17,6 +17,8 @@ from tests.test_figures import SMOKE_TRIALS, smoke_study, write_smoke_results
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow  # each notebook runs in a Jupyter kernel of its own
+
 
 def run(name: str, parameters: str) -> str:
     """Execute ``notebooks/<name>.ipynb`` with ``parameters``; return its text and Markdown outputs, joined."""

@@ -140,6 +140,7 @@ def _wait_for(condition, timeout: float) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_and_reruns_the_interrupted_trial(tmp_path):
     path, storage = sweep_file(tmp_path, steps=(60, 80)), f"sqlite:///{tmp_path / 'kill.db'}"
     command = [sys.executable, "-m", "spasemsr.cli", "sweep", "--experiment", str(path), "--storage", storage,
@@ -178,6 +179,7 @@ def _settings(storage: str, study: str) -> list[tuple]:
     return [tuple(sorted(t.params.items())) for t in trials(storage, study) if t.state == TrialState.COMPLETE]
 
 
+@pytest.mark.slow
 def test_a_rerun_or_topped_up_sweep_never_repeats_a_setting(tmp_path):
     path, storage = sweep_file(tmp_path), f"sqlite:///{tmp_path / 'topup.db'}"
     for total in (2, 4):  # two real `spasemsr sweep` processes: the second tops the study up
@@ -229,6 +231,7 @@ def postgres():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_postgresql_study_without_losing_or_repeating_a_trial(postgres, tmp_path):
     path = sweep_file(tmp_path)
     done = subprocess.run([sys.executable, "-m", "spasemsr.cli", "sweep", "--experiment", str(path), "--storage",

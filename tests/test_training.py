@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from lightning.pytorch import Callback
 from omegaconf import OmegaConf
@@ -101,6 +102,7 @@ def test_training_exports_weights_manifest_and_tensorboard(sr_cfg):
     assert events.Tags()["images"] == ["val/lr | sr | hr"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(sr_cfg, tmp_path):
     long_run = _with(sr_cfg, **{"trainer.max_steps": 500})
     config = tmp_path / "run.yaml"
