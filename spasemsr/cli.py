@@ -145,6 +145,8 @@ def _figures(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb."""
     parser = argparse.ArgumentParser(prog="spasemsr", description="Spatial-semantic guided diffusion SR.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (by default a user error is one line, exit 2)")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     train = verbs.add_parser("train", help="train a task (VAE, prior, ControlNet-SR) from a config")
@@ -246,10 +248,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+USER_ERRORS = (ValueError, OSError, KeyError, ImportError)
+"""What bad input raises: config errors (``ConfigError``), missing or bad files and weights (``ImageError``,
+``MissingWeightsError``), bad values and storage URLs, absent optional packages. Anything else is a bug
+and keeps its traceback."""
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line of text (a KeyError's message without its quotes)."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(str(text).split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``spasemsr`` console script."""
+    """Entry point of the ``spasemsr`` console script: a user error is one line on stderr and exit 2."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"spasemsr {args.verb}: {one_line(err)} (--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

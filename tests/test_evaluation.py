@@ -231,3 +231,12 @@ def test_an_interrupted_evaluation_reuses_the_sr_images_it_wrote(pairs, tmp_path
     calls[:] = []
     evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "run", seed=1)  # another identity: nothing is reused
     assert len(calls) == 2
+
+
+def test_metrics_that_cannot_score_the_set_are_named_before_sampling(tmp_path):
+    write_image(_image(3, 40, 48), tmp_path / "small" / "x.png")
+    result = evaluate("bicubic", hr_folder_set(tmp_path / "small"), ["psnr_y", "niqe", "ms_ssim"], tmp_path / "out")
+    assert set(result["means"]) == {"psnr_y"}
+    assert "niqe: needs SR images of at least 96 pixels a side at x4, the smallest here is 40x48" in (
+        result["unavailable"]["niqe"])
+    assert "at least 184 pixels" in result["unavailable"]["ms_ssim"]

@@ -227,3 +227,29 @@ def test_download_guard_refuses_and_restores(tmp_path):
         with pytest.raises(MetricUnavailable):
             urllib.request.urlopen(unroutable)
     assert (torch.hub.download_url_to_file, pyiqa_download.download_url_to_file, urllib.request.urlopen) == originals
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_each_metric_scores_down_to_its_declared_smallest_size_and_not_below(scale):
+    from spasemsr.metrics.registry import METRICS, available, compute, too_small
+
+    probed = [name for name, spec in METRICS.items() if spec.min_side is not None and available(name)[0]]
+    assert {"psnr_y", "ssim_y", "lr_consistency", "niqe"} <= set(probed)
+
+    def scores(name: str, side: int) -> bool:
+        g = torch.Generator().manual_seed(side)
+        sr, hr = torch.rand(1, 3, side, side, generator=g), torch.rand(1, 3, side, side, generator=g)
+        lr = torch.rand(1, 3, max(side // scale, 1), max(side // scale, 1), generator=g)
+        try:
+            compute(name, sr, hr=hr, lr=lr, scale=scale)
+        except (ValueError, RuntimeError):
+            return False
+        return True
+
+    for name in probed:
+        smallest = METRICS[name].min_side(scale)
+        assert scores(name, smallest), (name, smallest)
+        assert too_small(name, smallest, smallest + 5, scale) is None
+        if smallest > scale:  # below it the metric cannot score, and says so up front
+            assert not scores(name, smallest - scale if name == "lr_consistency" else smallest - 1), name
+            assert f"at least {smallest} pixels" in too_small(name, smallest - 1, 500, scale)

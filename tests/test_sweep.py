@@ -245,3 +245,18 @@ def test_two_workers_share_a_postgresql_study_without_losing_or_repeating_a_tria
     finished = re.findall(r"Trial (\d+) finished", done.stderr)  # both workers' Optuna logs
     assert sorted(map(int, finished)) == [t.number for t in final]  # each trial evaluated exactly once
     assert len({t.user_attrs["worker"]["pid"] for t in final}) == 2  # both workers did work
+
+
+def test_a_sweep_on_images_too_small_for_its_objective_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    path = sweep_file(tmp_path, **{"eval.crop": 64, "perception": ["niqe"]})  # 64x64 SR, 16x16 LR
+    storage = f"sqlite:///{tmp_path / 'small.db'}"
+    with monkeypatch.context() as patch:
+        patch.setattr("spasemsr.loading.load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
+        with pytest.raises(ConfigError, match="niqe: needs SR images of at least 96 pixels a side at x4, the "
+                                              "smallest here is 64x64"):
+            run_worker(str(path), storage, "small", 1)
+    (tmp_path / "piqe").mkdir()
+    usable = sweep_file(tmp_path / "piqe", **{"eval.crop": 64, "perception": ["niqe", "piqe"]})
+    assert run_worker(str(usable), storage, "small-piqe", 1) == 1  # falls back to piqe; niqe is not scored
+    trial = trials(storage, "small-piqe")[0]
+    assert set(trial.user_attrs["metrics"]) == {"psnr_y", "lr_consistency", "piqe"}

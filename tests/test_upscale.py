@@ -103,8 +103,9 @@ def test_upscale_needs_an_exported_model(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("spasemsr.cli.DEFAULT_MODEL", str(tmp_path / "no-shipped-weights"))
     assert main(["upscale", "x.png", "--out", str(tmp_path)]) == 2
     assert "--ckpt" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="not an exported SR model"):
-        main(["upscale", "x.png", "--out", str(tmp_path), "--ckpt", str(tmp_path)])
+    assert main(["upscale", "x.png", "--out", str(tmp_path), "--ckpt", str(tmp_path)]) == 2  # a user error: one line
+    err = capsys.readouterr().err
+    assert "is not an exported SR model" in err and len(err.strip().splitlines()) == 1
 
 
 def test_help_lists_every_verb(capsys):
@@ -213,3 +214,27 @@ def test_outputs_honour_the_umask(export_dir, tmp_path):
         assert oct((tmp_path / "private.json").stat().st_mode & 0o777) == "0o640"
     finally:
         os.umask(old)
+
+
+def test_user_errors_are_one_line_and_exit_2_for_every_verb(tmp_path, capsys):
+    (tmp_path / "damaged.db").write_text("not a database")
+    cases = {
+        "train": (["train", "--config", "configs/controlnet_sr.yaml", "trainer.max_stepz=3"],
+                  "unknown config key 'trainer.max_stepz'"),
+        "evaluate": (["evaluate", "--data", f"hr_folder:{tmp_path / 'nowhere'}", "--out", str(tmp_path / "e")],
+                     "does not exist"),
+        "sweep": (["sweep", "--storage", "nonsense", "--study", "s"], "'nonsense' is not a storage URL"),
+        "sweep db": (["sweep", "--storage", f"sqlite:///{tmp_path / 'damaged.db'}", "--study", "s"],
+                     "cannot open it as an Optuna study database"),
+        "ablate": (["ablate", "--experiment", str(tmp_path / "none.yaml")], "none.yaml"),
+        "figures": (["figures", "--from", str(tmp_path / "empty"), "--out", str(tmp_path / "f")], "missing"),
+    }
+    for case, (argv, message) in cases.items():
+        assert main(argv) == 2, case
+        err = capsys.readouterr().err.strip()
+        assert message in err and "Traceback" not in err, (case, err)
+        assert len(err.splitlines()) == 1, (case, err)
+    from spasemsr.config import ConfigError
+
+    with pytest.raises(ConfigError):  # --debug: the traceback, for a bug report
+        main(["--debug", "train", "--config", "configs/controlnet_sr.yaml", "trainer.max_stepz=3"])

@@ -80,6 +80,11 @@ class EvalSet:
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def smallest(self) -> tuple[int, int]:
+        """(H, W) of the HR with the shortest side: what size limits of metrics are checked against."""
+        return min((entry.hr_size for entry in self.entries), key=min)
+
     def head(self, images: int = 0, crop: int = 0) -> EvalSet:
         """The first ``images`` entries (0: all), each HR cut top-left to at most ``crop`` pixels a side (0: whole).
 

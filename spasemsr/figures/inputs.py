@@ -33,8 +33,8 @@ class MissingInputs(FileNotFoundError):
 
     def __init__(self, missing: Iterable[tuple[Path, str]]) -> None:
         self.missing = list(missing)
-        lines = [f"  {path}  (made by `{producer}`)" for path, producer in self.missing]
-        super().__init__("missing result files:\n" + "\n".join(lines))
+        listed = "; ".join(f"{path} (made by `{producer}`)" for path, producer in self.missing)
+        super().__init__(f"missing result files: {listed}")
 
 
 FRONT = Input("pd_sweep_front.json", SWEEP)

@@ -23,7 +23,7 @@ Kind = Literal["full_ref", "no_ref", "lr_ref"]
 Score = Callable[[Tensor, "Tensor | None", int], Tensor]
 """score(sr, reference, scale) -> (B,); the reference is HR (full_ref), LR (lr_ref) or None (no_ref)."""
 
-__all__ = ["METRICS", "MetricSpec", "MetricUnavailable", "available", "compute", "lower_better"]
+__all__ = ["METRICS", "MetricSpec", "MetricUnavailable", "available", "compute", "lower_better", "too_small"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class MetricSpec:
     score: Score
     weights: tuple[WeightFile, ...] = ()
     modules: tuple[str, ...] = ()
+    # smallest SR side (pixels) it can score at a scale, probed here (tested); None: not probed (no weights here)
+    min_side: Callable[[int], int] | None = None
 
 
 def _with_crop(fn: Callable[..., Tensor]) -> Score:
@@ -67,24 +69,28 @@ _SPECS = (
                "psnr_y: Y of BT.601 YCbCr (unrounded), 8-bit inputs, border crop = scale, inf if identical (BasicSR; "
                "= pyiqa psnr with test_y_channel, color_space=ycbcr; pyiqa's psnry preset (YIQ Y) reads "
                "20*log10(255/219) = 1.32 dB lower)",
-               "spasemsr", _with_crop(fidelity.psnr_y)),
+               "spasemsr", _with_crop(fidelity.psnr_y), min_side=lambda scale: 2 * scale + 1),
     MetricSpec("ssim_y", "full_ref", False,
                "ssim_y: pyiqa ssim: Y of BT.601 YCbCr rounded to integers (MATLAB uint8 rgb2ycbcr), 8-bit, border "
                "crop = scale, 11x11 Gaussian sigma 1.5, contrast-structure term clamped at 0 (BasicSR/MATLAB "
                "neither round nor clamp: up to ~1e-2 apart on SR with invented texture)",
-               "spasemsr", _with_crop(fidelity.ssim_y)),
+               "spasemsr", _with_crop(fidelity.ssim_y), min_side=lambda scale: 2 * scale + 11),
     MetricSpec("psnr_rgb", "full_ref", False,
-               "psnr_rgb: one MSE over R, G, B, 8-bit, border crop = scale", "spasemsr", _with_crop(fidelity.psnr_rgb)),
+               "psnr_rgb: one MSE over R, G, B, 8-bit, border crop = scale", "spasemsr", _with_crop(fidelity.psnr_rgb),
+               min_side=lambda scale: 2 * scale + 1),
     MetricSpec("ms_ssim", "full_ref", False,
                "ms_ssim: torchmetrics multiscale SSIM on RGB, 5 scales, 11x11 Gaussian sigma 1.5, relu-normalised, "
-               "8-bit, border crop = scale", "torchmetrics", _with_crop(fidelity.ms_ssim), modules=("torchmetrics",)),
+               "8-bit, border crop = scale", "torchmetrics", _with_crop(fidelity.ms_ssim), modules=("torchmetrics",),
+               min_side=lambda scale: 2 * scale + 176),
     MetricSpec("lr_consistency", "lr_ref", False,
                "lr_consistency: PSNR (RGB, 8-bit, no crop) of torch bicubic_down(SR) (antialias, align_corners=False) "
-               "vs the LR input", "spasemsr", _lr_ref),
+               "vs the LR input", "spasemsr", _lr_ref, min_side=lambda scale: scale),
     MetricSpec("niqe", "no_ref", True,
                "niqe: pyiqa niqe (Y of YIQ, no crop) with LIVE params from basicsr 1.4.2 (vendored .mat)",
-               "pyiqa", _no_ref(niqe.niqe), (WeightFile("vendored", niqe.NIQE_PARAMS.name),), _PYIQA),
-    MetricSpec("piqe", "no_ref", True, "piqe: pyiqa piqe (no weights)", "pyiqa", _no_ref(niqe.piqe), (), _PYIQA),
+               "pyiqa", _no_ref(niqe.niqe), (WeightFile("vendored", niqe.NIQE_PARAMS.name),), _PYIQA,
+               min_side=lambda scale: 96),  # pyiqa's 96-pixel NIQE blocks
+    MetricSpec("piqe", "no_ref", True, "piqe: pyiqa piqe (no weights)", "pyiqa", _no_ref(niqe.piqe), (), _PYIQA,
+               min_side=lambda scale: 8),
     MetricSpec("lpips", "full_ref", True, "lpips: pyiqa lpips (v0.1 linear heads on ImageNet AlexNet)", "pyiqa",
                _pyiqa("lpips"),
                (_PYIQA_FILE("LPIPS_v0.1_alex-df73285e.pth"), _TORCHVISION_FILE("alexnet-owt-7be5be79.pth")), _PYIQA),
@@ -148,6 +154,15 @@ def available(name: str) -> tuple[bool, str]:
             f"with internet (`pyiqa.create_metric({name!r})`): copy those files to the same paths here"
         )
     return True, f"{name}: ready ({spec.variant})"
+
+
+def too_small(name: str, height: int, width: int, scale: int) -> str | None:
+    """Why ``name`` cannot score an SR of ``height`` x ``width`` at ``scale`` (None if it can or is not probed)."""
+    spec = _spec(name)
+    if spec.min_side is None or min(height, width) >= spec.min_side(scale):
+        return None
+    return (f"{name}: needs SR images of at least {spec.min_side(scale)} pixels a side at x{scale}, the smallest "
+            f"here is {height}x{width}")
 
 
 def compute(name: str, sr: Tensor, hr: Tensor | None = None, lr: Tensor | None = None, scale: int = 4) -> Tensor:

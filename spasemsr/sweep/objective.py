@@ -16,21 +16,37 @@ from pathlib import Path
 import optuna
 import torch
 
+from spasemsr.config.compose import ConfigError
 from spasemsr.evaluation.runner import DEFAULT_METRICS, knob_overrides, write_hparams
-from spasemsr.metrics.registry import available, compute, lower_better
+from spasemsr.metrics.registry import available, compute, lower_better, too_small
 from spasemsr.sweep.spec import Dimension, SweepSpec
 
 
-def objective_metrics(spec: SweepSpec) -> tuple[str, str]:
-    """(fidelity, perception): the perception metric is the first of ``spec.perception`` available here."""
-    ready, reason = available(spec.fidelity)
+def usable(name: str, size: tuple[int, int] | None, scale: int) -> tuple[bool, str]:
+    """Whether ``name`` can score every image of the sweep's set here: available, and the images large enough."""
+    ready, reason = available(name)
+    if ready and size is not None:
+        small = too_small(name, *size, scale)
+        ready, reason = small is None, small or reason
+    return ready, reason
+
+
+def objective_metrics(spec: SweepSpec, size: tuple[int, int] | None = None, scale: int = 4) -> tuple[str, str]:
+    """(fidelity, perception): the perception metric is the first of ``spec.perception`` usable here.
+
+    ``size`` is the smallest image of the set (H, W): an objective that cannot score it is refused before
+    anything runs, naming the size it needs.
+    """
+    ready, reason = usable(spec.fidelity, size, scale)
     if not ready:
-        raise ValueError(f"fidelity metric {spec.fidelity!r} is unavailable here: {reason}")
+        raise ConfigError(f"fidelity objective {spec.fidelity!r} cannot be used: {reason}; raise eval.crop or "
+                          "choose another fidelity metric")
     for name in spec.perception:
-        if available(name)[0]:
+        if usable(name, size, scale)[0]:
             return spec.fidelity, name
-    reasons = "; ".join(available(name)[1] for name in spec.perception)
-    raise ValueError(f"none of the perception metrics {spec.perception} is available here: {reasons}")
+    reasons = "; ".join(usable(name, size, scale)[1] for name in spec.perception)
+    raise ConfigError(f"none of the perception objectives {spec.perception} can be used: {reasons}; raise "
+                      "eval.crop or list another perception metric")
 
 
 def directions(metrics: tuple[str, ...]) -> list[str]:
@@ -51,15 +67,16 @@ class SweepObjective:
     """Callable objective for ``study.optimize``; everything knob-independent happens in ``__init__``."""
 
     def __init__(self, spec: SweepSpec, device: str = "cpu", tensorboard: Path | None = None) -> None:
-        from spasemsr.loading import load_pipeline
+        from spasemsr.loading import load_pipeline, read_export
 
         self.spec, self.device, self.tensorboard = spec, device, tensorboard
-        self.objectives = objective_metrics(spec)
+        scale = read_export(spec.model).data.scale
+        dataset = spec.eval.dataset(scale)
+        self.objectives = objective_metrics(spec, dataset.smallest, scale)  # refused before any model loads
+        wanted = list(spec.eval.metrics or DEFAULT_METRICS) + list(self.objectives)
+        self.metrics = [name for name in dict.fromkeys(wanted) if usable(name, dataset.smallest, scale)[0]]
         self.pipeline = load_pipeline(spec.model, device=device)
         self.base = replace(self.pipeline.sampler, **knob_overrides(spec.eval.knobs))
-        dataset = spec.eval.dataset(self.pipeline.scale)
-        wanted = list(spec.eval.metrics or DEFAULT_METRICS) + list(self.objectives)
-        self.metrics = [name for name in dict.fromkeys(wanted) if available(name)[0]]
         self.images = [(image, self.pipeline.prepare(image.lr[None].to(device))) for image in dataset]
         self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
 

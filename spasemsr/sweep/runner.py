@@ -87,6 +87,7 @@ def run_worker(experiment: str, storage: str, name: str, n_trials: int, model: s
     spec = load_sweep_spec(experiment)
     if model:
         spec.model = model
+    open_storage(storage, spec.liveness)  # a bad URL or a damaged database fails before the model loads
     objective = SweepObjective(spec, device, Path(tensorboard) if tensorboard else None)
     study = open_study(spec, storage, name, objective.objectives, spec.model, worker_index)
     requeued = requeue_dead_local_trials(study, spec.liveness)

@@ -21,8 +21,9 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError
 
+from spasemsr.config.compose import ConfigError
 from spasemsr.sweep.spec import Liveness
 
 _SCHEMA_ATTEMPTS = 5
@@ -61,12 +62,20 @@ def open_storage(url: str, liveness: Liveness) -> BaseStorage:
         return RDBStorage(url, heartbeat_interval=liveness.heartbeat_interval, grace_period=liveness.grace_period,
                           heartbeat_stale_trial_callback=Requeue(liveness.max_retry))
 
-    for attempt in range(1, _SCHEMA_ATTEMPTS):
-        try:
-            return connect()
-        except IntegrityError:  # workers creating the tables of a fresh database at once: one wins, retry
-            time.sleep(0.5 * attempt)
-    return connect()
+    try:
+        for attempt in range(1, _SCHEMA_ATTEMPTS):
+            try:
+                return connect()
+            except IntegrityError:  # workers creating the tables of a fresh database at once: one wins, retry
+                time.sleep(0.5 * attempt)
+        return connect()
+    except ArgumentError as err:
+        raise ConfigError(f"--storage {url!r} is not a storage URL ({err}); give sqlite:///path.db, "
+                          "postgresql+psycopg2://user@host/db or journal:path.log") from None
+    except (DatabaseError, NoSuchModuleError) as err:
+        cause = getattr(err, "orig", None) or err
+        raise ConfigError(f"--storage {url}: cannot open it as an Optuna study database ({cause}); check the URL "
+                          "and the server, or move a damaged file away and start a new one") from None
 
 
 def _alive(pid: int) -> bool:
