@@ -15,7 +15,10 @@ BENCH_ALL ?=
 GPU_CHECK_RESULTS ?= benchmarks/results
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-fast gpu-check lint weights-tiny eval ablate sweep figure-data figures bench dashboard tensorboard clean
+.PHONY: help install demo test test-fast gpu-check lint weights-tiny eval ablate sweep figure-data figures bench dashboard tensorboard clean
+
+help:  ## list the targets with what each does
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 16
 
 install: $(STAMP)  ## create .venv with the pinned requirements and spasemsr (editable)
 
@@ -40,7 +43,7 @@ test-fast: install  ## lint + the suite without the tests marked slow (DDP runs,
 gpu-check: install  ## on a GPU machine: CUDA tests, tiny training, SD-2 sample, upscale, CUDA benchmarks -> JSON
 	$(BIN)/python -m benchmarks.gpu_check --results $(GPU_CHECK_RESULTS)
 
-lint: install
+lint: install  ## ruff only
 	$(BIN)/ruff check spasemsr tests benchmarks
 
 weights-tiny: install  ## train every tiny component in order (resumable) and ship them to weights/tiny/
@@ -65,7 +68,7 @@ figures: install  ## paper figures (PDF + PNG) and LaTeX tables from experiments
 	$(BIN)/spasemsr figures --from experiments/results --out $(FIGURES_OUT)
 
 bench: export OMP_WAIT_POLICY := PASSIVE
-bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CPU cores); BENCH_ALL=1 adds SD-2 at 512^2 + upscale memory
+bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CPU cores); BENCH_ALL=1 adds SD-2 at 512^2, upscale memory and stages, training memory (~40 min more)
 	$(BIN)/python -m benchmarks.component_cost
 	$(BIN)/python -m benchmarks.guidance_overhead
 	$(BIN)/python -m benchmarks.training_throughput
@@ -76,13 +79,14 @@ bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CP
 		$(BIN)/python -m benchmarks.component_cost --profiles sd2 --sd2-lr 128 --owlv2 --repeats 1 \
 			--out benchmarks/results/component_cost_sd2_512.json && \
 		$(BIN)/python -m benchmarks.upscale_memory && \
-		$(BIN)/python -m benchmarks.training_memory --step-cases gc+bf16+frozen_bf16; fi
+		$(BIN)/python -m benchmarks.training_memory --step-cases gc gc+bf16+frozen_bf16 --step-batches 1 2 && \
+		$(BIN)/python -m benchmarks.upscale_stages; fi
 
 dashboard: install  ## optuna-dashboard on the sweep storage (http://127.0.0.1:8080)
 	$(BIN)/optuna-dashboard $(SWEEP_STORAGE) --host 127.0.0.1 --port 8080
 
-tensorboard: install
+tensorboard: install  ## TensorBoard on runs/ (http://127.0.0.1:6006)
 	$(BIN)/tensorboard --logdir runs --host 127.0.0.1
 
-clean:
+clean:  ## remove runs/ and the tool caches
 	rm -rf runs .pytest_cache .ruff_cache

@@ -78,7 +78,8 @@ def sd2_pipeline(tiny: SRPipeline, device: torch.device, seed: int = 0) -> tuple
     net = SpaSemSRNet(unet, controlnet, text_encoder, task, tiny.scale, factor, SAM_CHANNELS)
     backbone.vae.to(device)
     source = tiny.conditioner
-    conditioner = SpaSemSRConditioner(net, tiny.scale, source.grounder, source.describer, source.drm)
+    conditioner = SpaSemSRConditioner(net, tiny.scale, source.grounder, source.describer, source.drm,
+                                      source.grounding_side)
     pipeline = SRPipeline(backbone, net.to(device).eval(), tiny.scale, tiny.sampler, conditioner)
     return pipeline, plain.to(device).eval()
 

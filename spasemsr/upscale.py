@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -124,6 +125,12 @@ def _kept_alpha(extras: ImageExtras, target: Path, scale: int) -> Tensor | None:
     return bicubic_up(extras.alpha[None], (height * scale, width * scale))[0].clamp(0, 1)
 
 
+def _advance(bar: tqdm, stage: str) -> None:
+    """One conditioning stage done: count it and show which."""
+    bar.set_postfix_str(stage, refresh=False)
+    bar.update()
+
+
 def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = None, seed: int = 0,
                   overwrite: bool = False, device: str = "auto", knobs: dict | None = None, fmt: str = "png",
                   suffix: str = "", progress: bool = True, precision: str = "auto") -> list[str]:
@@ -163,7 +170,10 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
                 failures.append(name)
                 continue
             generator = torch.Generator(device).manual_seed(seed)
-            with tqdm(desc=path.name, unit="tile-step", leave=False, disable=not progress) as bar:
+            with tqdm(desc=f"{path.name}: conditions", unit="stage", leave=False, disable=not progress) as stages, \
+                    tqdm(desc=path.name, unit="tile-step", leave=False, disable=not progress) as bar:
+                if hasattr(pipeline.conditioner, "on_stage"):  # SpaSemSR: DRM tiles, grounder, describer, encoders
+                    pipeline.conditioner.on_stage = partial(_advance, stages)
                 pipeline.on_denoise = bar.update
                 sr = pipeline(lr, generator)[0].cpu()
             try:

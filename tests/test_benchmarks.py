@@ -117,3 +117,15 @@ def test_training_memory_accounts_a_small_training_step(tmp_path):
     assert 0 < checkpointed["activations"]["total"] < plain["activations"]["total"]  # recomputed, not saved
     assert plain["static"]["optimizer"] == 2 * plain["static"]["gradients"]  # two fp32 moments per fp32 gradient
     assert estimate(plain["static"], plain["activations"]["total"]) > 0
+
+
+def test_upscale_stages_times_every_stage_of_one_call(tmp_path):
+    from benchmarks.upscale_stages import main
+
+    main(["--lr", "96", "64", "--tile", "128", "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "s.json")])
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert record["output"] == [384, 256] and record["grounding_side"] == 1024
+    assert {"DRM (per LR tile)", "grounder", "describer", "text + visual encoders", "LR-start latent (VAE encode)",
+            "denoiser (all tiles, all steps)", "VAE decode (per tile)", "colour fix",
+            "back-projection"} == set(record["stages"])
+    assert sum(s["seconds"] for s in record["stages"].values()) <= record["total_seconds"] + 0.1

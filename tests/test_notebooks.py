@@ -17,7 +17,7 @@ from tests.test_figures import SMOKE_TRIALS, smoke_study, write_smoke_results
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow  # each notebook runs in a Jupyter kernel of its own
+pytestmark = [pytest.mark.slow, pytest.mark.notebooks]  # each notebook runs in a Jupyter kernel of its own
 
 
 def run(name: str, parameters: str) -> str:

@@ -214,7 +214,10 @@ def postgres():
     """A throwaway PostgreSQL server on 127.0.0.1 (Debian's `postgresql` package; .ci/run installs it)."""
     binaries = _postgres_bin()
     if binaries is None:
-        pytest.fail("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
+        reason = "PostgreSQL server binaries are not installed: apt-get install postgresql (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI installs them, so there their absence is a broken setup, not a skip
+        pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="spasemsr-pg-"))  # not under pytest's root-only folder: postgres runs it
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if run_as:
@@ -232,6 +235,7 @@ def postgres():
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
 def test_two_workers_share_a_postgresql_study_without_losing_or_repeating_a_trial(postgres, tmp_path):
     path = sweep_file(tmp_path)
     done = subprocess.run([sys.executable, "-m", "spasemsr.cli", "sweep", "--experiment", str(path), "--storage",

@@ -238,3 +238,25 @@ def test_user_errors_are_one_line_and_exit_2_for_every_verb(tmp_path, capsys):
 
     with pytest.raises(ConfigError):  # --debug: the traceback, for a bug report
         main(["--debug", "train", "--config", "configs/controlnet_sr.yaml", "trainer.max_stepz=3"])
+
+
+def test_conditioning_reports_its_stages_and_grounds_a_large_photo_at_a_bounded_size():
+    from spasemsr.loading import load_pipeline
+
+    pipeline = load_pipeline("weights/tiny/spasemsr")
+    conditioner = pipeline.conditioner
+    assert conditioner.grounding_side == 1024
+    seen, stages = {}, []
+    drm, grounder = conditioner.drm, conditioner.grounder
+    conditioner.drm = lambda lr: seen.setdefault("drm", []).append(tuple(lr.shape[-2:])) or drm(lr)
+    conditioner.grounder = lambda image: seen.setdefault("grounder", tuple(image.shape[-2:])) and grounder(image)
+    conditioner.on_stage = stages.append
+    lr = torch.rand(1, 3, 300, 400, generator=torch.Generator().manual_seed(0))  # x4: 1600 x 1200
+    conditioner(lr, tile=512, overlap=64)
+    assert seen["grounder"] == (768, 1024)  # DRM(LR) at the grounding side, not 1200 x 1600
+    assert all(h <= 192 and w <= 256 for h, w in seen["drm"])  # the DRM ran on the LR shrunk to match (in tiles)
+    assert sum(h * w for h, w in seen["drm"]) < 300 * 400
+    assert stages == ["DRM tile"] * len(seen["drm"]) + ["grounder", "describer", "encoders"]
+    conditioner.on_stage, seen = None, {}
+    conditioner(lr[..., :64, :80])  # an LR whose x4 output is within the side: DRM and grounder at full size
+    assert seen["drm"] == [(64, 80)] and seen["grounder"] == (256, 320)

@@ -50,6 +50,7 @@ class TextGuidance:
     max_objects: int = 8
     train_grounder: str = "annotations"  # sees HR crops in training
     infer_grounder: str = "auto"  # sees DRM(LR) at inference
+    grounding_side: int = 1024  # inference: DRM(LR) for the grounder is at most this long a side (0 = full size)
     grounder_options: dict = field(default_factory=dict)  # per backend name, e.g. {owlv2: {path: ...}}
     degradation_text: bool = True
     train_describer: str = "params"  # captions from the true degradation parameters

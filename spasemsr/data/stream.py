@@ -12,6 +12,7 @@ and condition dropout (seeded by rank and batch number). Nothing reads a global 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +47,6 @@ class DataStream:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved_world = int(state.get("world_size", self.world_size))
         if saved_world != self.world_size:
-            import warnings
-
             warnings.warn(
                 f"the checkpoint's data stream was written by {saved_world} ranks, this run has {self.world_size}: "
                 f"training continues after batch {state['batches']} of each rank, but not with the exact batches "

@@ -24,17 +24,25 @@ def bicubic_upscale(lr: Tensor, scale: int = 4) -> Tensor:
     return bicubic_up(lr, (lr.shape[-2] * scale, lr.shape[-1] * scale)).clamp(0, 1)
 
 
-def tiled(restorer: Restorer, lr: Tensor, scale: int, tile: int, overlap: int) -> Tensor:
+def tiled(restorer: Restorer, lr: Tensor, scale: int, tile: int, overlap: int,
+          on_tile: Callable[[], object] | None = None) -> Tensor:
     """``restorer(lr)`` run on overlapping LR tiles of side ``tile`` (0 = whole) and Gaussian-blended.
 
     A regression network's memory grows with its output area (RRDBNet keeps full-width feature maps at HR
-    size), so large photos go through it tile by tile; the overlap hides the tile borders.
+    size), so large photos go through it tile by tile; the overlap hides the tile borders. ``on_tile`` is
+    called after each tile (progress).
     """
+    def run(part: Tensor) -> Tensor:
+        out = restorer(part)
+        if on_tile is not None:
+            on_tile()
+        return out
+
     tiles = windows(*lr.shape[-2:], tile, overlap) if tile else []
     if len(tiles) <= 1:
-        return restorer(lr)
+        return run(lr)
     shape = (lr.shape[0], lr.shape[1], lr.shape[-2] * scale, lr.shape[-1] * scale)
-    return blend(tiles, lambda win: restorer(lr[(..., *win.scaled(1))]), scale, shape)
+    return blend(tiles, lambda win: run(lr[(..., *win.scaled(1))]), scale, shape)
 
 
 def _bicubic(path: str | Path | None, scale: int, device: str) -> Restorer:
