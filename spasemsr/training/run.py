@@ -74,8 +74,8 @@ def resume_path(cfg: DictConfig, folder: Path) -> str | None:
 
 
 def latest_checkpoint(folder: Path) -> str | None:
-    """``last.ckpt`` (a link to the newest checkpoint), or the newest ``step*.ckpt`` if a kill came between
-    Lightning's replacing the link and the new link (it removes the old one first)."""
+    """``last.ckpt`` (a link to the newest checkpoint), or the newest ``step*.ckpt`` when a kill came between
+    Lightning removing the old link and making the new one."""
     last = folder / "last.ckpt"
     if last.is_file():
         return str(last)
