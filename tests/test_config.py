@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from spasemsr.config import ConfigError, config_hash, load_config, training_hash
@@ -93,3 +95,36 @@ def test_sd2_profile_demands_a_backbone_path():
     assert list(cfg.profile.control_embedding_channels) == [16, 32, 96, 256]
     with pytest.raises(MissingWeightsError, match="profile.backbone_path is empty"):
         load_backbone(cfg.profile.backbone_path)
+
+
+@pytest.mark.parametrize("override", ["model.fusion=bogus", "model.text.spatial=boxes", "sampler.color_fix=sharp",
+                                      "model.visual.distance=l7", "data.source=foo", "trainer.optimizer=sgd",
+                                      "model.text.train_grounder=yolo", "profile.text_encoder.name=t5"])
+def test_a_bad_enumerated_value_fails_at_composition_in_one_line(override, capsys):
+    from spasemsr.cli import main
+
+    key, value = override.split("=")
+    with pytest.raises(ConfigError, match=f"{re.escape(key)}='{value}' is not one of \\["):
+        load_config(REPO / "configs" / "spasemsr.yaml", [override])
+    assert main(["train", "--config", str(REPO / "configs" / "spasemsr.yaml"), "--print-config", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{key}='{value}' is not one of" in err and len(err.splitlines()) == 1
+
+
+def test_the_config_choices_are_the_registries_names():
+    from spasemsr.config.choices import CHOICES
+    from spasemsr.guidance.describer import DESCRIBERS
+    from spasemsr.guidance.grounding import GROUNDERS
+    from spasemsr.guidance.text_encoder import TEXT_ENCODERS
+    from spasemsr.guidance.visual.constraints import DISTANCES
+    from spasemsr.guidance.visual.teachers import TEACHERS
+    from spasemsr.training.memory import FROZEN_DTYPES, OPTIMIZERS
+
+    registries = {"model.text.train_grounder": GROUNDERS, "model.text.infer_grounder": GROUNDERS,
+                  "model.text.train_describer": DESCRIBERS, "model.text.infer_describer": DESCRIBERS,
+                  "profile.text_encoder.name": TEXT_ENCODERS, "model.visual.distance": DISTANCES,
+                  "model.visual.teacher": TEACHERS, "trainer.optimizer": OPTIMIZERS,
+                  "trainer.frozen_dtype": FROZEN_DTYPES}
+    for key, registry in registries.items():
+        assert set(CHOICES[key]) == set(registry), key
+

@@ -15,6 +15,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from spasemsr.config.choices import bad_choices
 from spasemsr.config.schema import Config
 from spasemsr.config.tasks import TASKS
 
@@ -59,6 +60,9 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
             raise ConfigError(f"model.name={name!r} is not a task; valid: {sorted(TASKS)}")
         typed.model = typed_merge(TASKS[name][0], model, "model")
     OmegaConf.resolve(typed)
+    problems = bad_choices(typed)
+    if problems:
+        raise ConfigError("bad config value: " + "; ".join(problems))
     return typed
 
 

@@ -19,12 +19,13 @@ from lightning.pytorch import LightningDataModule
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from spasemsr.config.choices import CHOICES
 from spasemsr.data.datasets import HRFolderDataset, PairedFolderDataset, bundled_dataset
 from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
 from spasemsr.data.images import list_images
 from spasemsr.data.stream import DataStream, StreamLoader, StreamSampler
 
-SOURCES = ("bundled", "hr_folder", "paired")
+SOURCES = CHOICES["data.source"]
 
 
 class FixedPairs(Dataset):

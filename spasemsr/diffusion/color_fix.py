@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spasemsr.config.choices import CHOICES
 from spasemsr.data.resize import bicubic_up
 
-COLOR_FIXES = ("none", "adain", "wavelet")
+COLOR_FIXES = CHOICES["sampler.color_fix"]
 
 
 def adain(sr: Tensor, reference: Tensor, eps: float = 1e-5) -> Tensor:

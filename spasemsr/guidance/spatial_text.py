@@ -13,10 +13,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from spasemsr.config.choices import CHOICES
 from spasemsr.guidance.text_encoder import TextEncoder
 
-SPATIAL_MODES = ("none", "tags", "tags_boxes")
-BOX_ENCODERS = ("sinusoidal", "linear")
+SPATIAL_MODES = CHOICES["model.text.spatial"]
+BOX_ENCODERS = CHOICES["model.text.box_encoder"]
 
 
 class BoxEncoder(nn.Module):

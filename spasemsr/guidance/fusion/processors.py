@@ -11,6 +11,7 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import Tensor, nn
 
+from spasemsr.config.choices import CHOICES
 from spasemsr.guidance.fusion.context import GuidanceContext
 
 
@@ -37,7 +38,7 @@ class DegradationBranch(nn.Module):
             nn.init.zeros_(self.fuse.weight)
             nn.init.zeros_(self.fuse.bias)
         else:
-            raise ValueError(f"fusion={fusion!r} is not one of ('spasem', 'sum', 'concat')")
+            raise ValueError(f"fusion={fusion!r} is not one of {list(CHOICES['model.fusion'])}")
 
     def forward(self, hidden: Tensor, h_spa: Tensor, e_deg: Tensor) -> Tensor:
         """The residual added to h_spa (scaled by w_deg by the caller)."""
