@@ -26,7 +26,7 @@ from spasemsr.config import config_hash
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.data.images import read_image, write_image
 from spasemsr.evaluation.datasets import EvalSet
-from spasemsr.metrics.registry import METRICS, available, compute, too_small
+from spasemsr.metrics.registry import METRICS, available, compute, usable
 from spasemsr.training.manifest import file_sha256, package_versions
 from spasemsr.utils.atomic import atomic_path, atomic_write_text
 
@@ -181,15 +181,12 @@ def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_d
     dataset.verify()
     metrics = list(metrics or DEFAULT_METRICS)
     unavailable = {}
-    for name in metrics:
-        ready, reason = available(name)
+    for name in metrics:  # decided before any sampling, not discovered at the first small image
+        ready, reason = usable(name, dataset.smallest, dataset.scale)
         if not ready:
             unavailable[name] = reason
-    for name in metrics:  # decided before any sampling, not discovered at the first small image
-        reason = None if name in unavailable else too_small(name, *dataset.smallest, dataset.scale)
-        if reason:
-            unavailable[name] = reason
-            print(f"warning: {reason}; it is not scored", file=sys.stderr)
+            if available(name)[0]:  # present here, but the images are too small for it
+                print(f"warning: {reason}; it is not scored", file=sys.stderr)
     scoring = [name for name in metrics if name not in unavailable]
     runner = load_method(method, dataset.scale, knobs or {}, seed, device)
     reuse = rescore and _reusable_sr(out_dir, runner, dataset, seed)

@@ -34,13 +34,16 @@ def text_backends(text: TextGuidance, stage: str, device: torch.device | str) ->
     """
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r} is not one of {STAGES}")
+    train = stage == "train"
+
+    def build(load, name: str, options_by_name: dict[str, Any]):
+        options = backend_options(options_by_name, name)
+        return load(name, options.pop("device", str(device)), **options)  # a device option wins
+
     grounder = describer = None
     if text.spatial != "none":
-        name = text.train_grounder if stage == "train" else text.infer_grounder
-        options = backend_options(text.grounder_options, name)
-        grounder = load_grounder(name, options.pop("device", str(device)), **options)  # a device option wins
+        grounder = build(load_grounder, text.train_grounder if train else text.infer_grounder, text.grounder_options)
     if text.degradation_text:
-        name = text.train_describer if stage == "train" else text.infer_describer
-        options = backend_options(text.describer_options, name)
-        describer = load_describer(name, options.pop("device", str(device)), **options)
+        describer = build(load_describer, text.train_describer if train else text.infer_describer,
+                          text.describer_options)
     return grounder, describer

@@ -23,7 +23,7 @@ Kind = Literal["full_ref", "no_ref", "lr_ref"]
 Score = Callable[[Tensor, "Tensor | None", int], Tensor]
 """score(sr, reference, scale) -> (B,); the reference is HR (full_ref), LR (lr_ref) or None (no_ref)."""
 
-__all__ = ["METRICS", "MetricSpec", "MetricUnavailable", "available", "compute", "lower_better", "too_small"]
+__all__ = ["METRICS", "MetricSpec", "MetricUnavailable", "available", "compute", "lower_better", "too_small", "usable"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,15 @@ def too_small(name: str, height: int, width: int, scale: int) -> str | None:
         return None
     return (f"{name}: needs SR images of at least {spec.min_side(scale)} pixels a side at x{scale}, the smallest "
             f"here is {height}x{width}")
+
+
+def usable(name: str, size: tuple[int, int] | None, scale: int) -> tuple[bool, str]:
+    """Whether ``name`` can score SR images whose smallest is ``size`` (H, W): available here and large enough."""
+    ready, reason = available(name)
+    if ready and size is not None:
+        small = too_small(name, *size, scale)
+        ready, reason = small is None, small or reason
+    return ready, reason
 
 
 def compute(name: str, sr: Tensor, hr: Tensor | None = None, lr: Tensor | None = None, scale: int = 4) -> Tensor:

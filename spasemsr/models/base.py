@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import ModelMixin
+from diffusers import DDPMScheduler, ModelMixin
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from omegaconf import DictConfig
 from torch import Tensor
 
 from spasemsr.config import to_container, training_hash, validate
+from spasemsr.diffusion.latents import noised
 from spasemsr.guidance.text_encoder import TextEncoder, load_text_encoder
 from spasemsr.training.memory import build_optimizer, store_frozen_as
 
@@ -95,6 +96,13 @@ class TaskModule(LightningModule):
         DDP rank draws its own noise and timesteps and a resumed run redraws exactly what it would have.
         """
         raise NotImplementedError
+
+    def noised(self, scheduler: DDPMScheduler, latents: Tensor,
+               generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+        """``diffusion.latents.noised`` (z_t, ε, t), with the timesteps kept in ``drawn`` for the step's trace."""
+        noisy, noise, timesteps = noised(scheduler, latents, generator)
+        self.drawn = {"timesteps": timesteps}
+        return noisy, noise, timesteps
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         loss = self.loss(batch, batch.get("generator"))

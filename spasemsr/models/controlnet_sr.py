@@ -15,7 +15,7 @@ from torch import Tensor
 
 from spasemsr.diffusion.backbone import load_backbone, vae_downscale
 from spasemsr.diffusion.control import ControlledUNet, controlnet_from_unet, lr_condition
-from spasemsr.diffusion.latents import encode, epsilon_loss, noised
+from spasemsr.diffusion.latents import encode, epsilon_loss
 from spasemsr.models.base import TaskModule
 from spasemsr.pipeline import SRPipeline, sampler_settings
 
@@ -41,8 +41,7 @@ class ControlNetSRModule(TaskModule):
         hr, lr = batch["hr"], batch["lr"]
         with torch.no_grad():
             latents = encode(self.vae, hr, generator)
-        noisy, noise, timesteps = noised(self.backbone.train_scheduler, latents, generator)
-        self.drawn = {"timesteps": timesteps}
+        noisy, noise, timesteps = self.noised(self.backbone.train_scheduler, latents, generator)
         condition = lr_condition(lr, self.cfg.data.scale)
         prediction = self.model(noisy, timesteps, self.model.null_text.expand(hr.shape[0], -1, -1), condition)
         return epsilon_loss(prediction, noise)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from spasemsr.config import to_container
 from spasemsr.diffusion.backbone import Backbone, build_scheduler, build_unet, load_component, save_backbone
-from spasemsr.diffusion.latents import encode, epsilon_loss, noised
+from spasemsr.diffusion.latents import encode, epsilon_loss
 from spasemsr.models.base import TaskModule
 
 
@@ -48,8 +48,7 @@ class PriorModule(TaskModule):
     def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         with torch.no_grad():
             latents = encode(self.vae, batch["hr"], generator)
-        noisy, noise, timesteps = noised(self.scheduler, latents, generator)
-        self.drawn = {"timesteps": timesteps}
+        noisy, noise, timesteps = self.noised(self.scheduler, latents, generator)
         prediction = self.unet(noisy, timesteps, encoder_hidden_states=self._embed(batch["caption"], generator)).sample
         return epsilon_loss(prediction, noise)
 

@@ -19,7 +19,7 @@ from torch import Tensor
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.diffusion.backbone import Backbone, load_backbone, vae_downscale
 from spasemsr.diffusion.control import controlnet_from_unet
-from spasemsr.diffusion.latents import encode, epsilon_loss, noised
+from spasemsr.diffusion.latents import encode, epsilon_loss
 from spasemsr.guidance.backends import text_backends
 from spasemsr.guidance.grounding.base import Grounding
 from spasemsr.guidance.network import GUIDANCE_MODULES, SpaSemSRNet
@@ -84,8 +84,7 @@ class SpaSemSRModule(TaskModule):
         hr, lr = batch["hr"], batch["lr"]
         with torch.no_grad():
             latents = encode(self.vae, hr, generator)
-        noisy, noise, timesteps = noised(self.backbone.train_scheduler, latents, generator)
-        self.drawn = {"timesteps": timesteps}
+        noisy, noise, timesteps = self.noised(self.backbone.train_scheduler, latents, generator)
         cond = self._conditions(batch, generator)
         total = epsilon_loss(self.net.eps(noisy, timesteps, cond, TRAINING_KNOBS), noise)
         visual = self.cfg.model.visual

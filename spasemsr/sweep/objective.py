@@ -18,17 +18,8 @@ import torch
 
 from spasemsr.config.compose import ConfigError
 from spasemsr.evaluation.runner import DEFAULT_METRICS, knob_overrides, write_hparams
-from spasemsr.metrics.registry import available, compute, lower_better, too_small
+from spasemsr.metrics.registry import compute, lower_better, usable
 from spasemsr.sweep.spec import Dimension, SweepSpec
-
-
-def usable(name: str, size: tuple[int, int] | None, scale: int) -> tuple[bool, str]:
-    """Whether ``name`` can score every image of the sweep's set here: available, and the images large enough."""
-    ready, reason = available(name)
-    if ready and size is not None:
-        small = too_small(name, *size, scale)
-        ready, reason = small is None, small or reason
-    return ready, reason
 
 
 def objective_metrics(spec: SweepSpec, size: tuple[int, int] | None = None, scale: int = 4) -> tuple[str, str]:
