@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 from omegaconf import OmegaConf
@@ -65,8 +66,8 @@ def sd2_pipeline(tiny: SRPipeline, device: torch.device, seed: int = 0) -> tuple
     """
     from spasemsr.diffusion.backbone import vae_downscale
     from spasemsr.diffusion.control import controlnet_from_unet
-    from spasemsr.guidance.conditioner import SpaSemSRConditioner
-    from spasemsr.guidance.network import SpaSemSRNet
+    from spasemsr.guidance.denoiser import SpaSemSRNet
+    from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
     from spasemsr.loading import read_export
 
     torch.manual_seed(seed)
@@ -88,19 +89,29 @@ def sd2_training_parts(teacher: bool = True) -> tuple:
     """SD-2-shaped frozen parts with random weights: (Backbone, CLIP-H-sized TextEncoder, SAM ViT-B teacher or None).
 
     Built on the current default device, so ``with torch.device("meta")`` gives the shapes without memory.
-    What ``SpaSemSRModule(cfg, *sd2_training_parts())`` needs to train at the paper's sizes.
+    What ``sd2_training_module`` trains at the paper's sizes.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, SamVisionConfig, SamVisionModel
 
     from spasemsr.diffusion.backbone import Backbone
-    from spasemsr.guidance.text_encoder import TextEncoder
+    from spasemsr.guidance.text.encoder import TextEncoder
     from spasemsr.guidance.visual.teachers import SamTeacher
 
     backbone = Backbone(AutoencoderKL(**SD2_VAE), UNet2DConditionModel(**SD2_UNET), DDPMScheduler(**SD2_SCHEDULE))
     text_encoder = TextEncoder(ByteTokenizer(), CLIPTextModel(CLIPTextConfig(**SD2_TEXT)), 77)
     sam = SamTeacher(SamVisionModel(SamVisionConfig(output_channels=SAM_CHANNELS))) if teacher else None
     return backbone.freeze(), text_encoder, sam
+
+
+def sd2_training_module(cfg: Any, teacher: bool = True) -> Any:
+    """A SpaSemSRModule over ``sd2_training_parts``: the network built by ``build_sr_net`` as in every run."""
+    from spasemsr.models.spasemsr import SpaSemSRModule
+    from spasemsr.models.sr_net import build_sr_net
+
+    backbone, text_encoder, sam = sd2_training_parts(teacher)
+    net = build_sr_net(cfg, backbone, text_encoder, teacher_channels=sam.out_channels if sam is not None else 0)
+    return SpaSemSRModule(cfg, net, backbone, sam)
 
 
 def parameter_counts(pipeline: SRPipeline) -> dict[str, float]:

@@ -50,7 +50,7 @@ STAGES = {  # (file suffix, function) -> label, for the cProfile breakdown of on
     ("spasemsr/pipeline.py", "prepare"): "prepare (conditions)",
     ("spasemsr/pipeline.py", "sample"): "sample (whole)",
     ("spasemsr/diffusion/latents.py", "clean_latents"): "VAE encode of the start latent",
-    ("spasemsr/guidance/network.py", "eps"): "denoiser (all steps)",
+    ("spasemsr/guidance/denoiser.py", "eps"): "denoiser (all steps)",
     ("spasemsr/diffusion/latents.py", "decode"): "VAE decode",
     ("spasemsr/diffusion/color_fix.py", "color_fix"): "colour fix",
     ("spasemsr/diffusion/consistency.py", "back_project"): "back-projection",

@@ -90,13 +90,13 @@ def training_batch(crop: int, batch: int, device: torch.device) -> dict:
 
 def build(case: str, crop: int, batch: int, device: torch.device, tiny: bool = False):
     """The module (SD-2 shapes, random weights; or the tiny profile) on ``device`` with the case's options, a batch."""
-    from benchmarks.models import sd2_training_parts
+    from benchmarks.models import sd2_training_module
     from spasemsr.models.spasemsr import SpaSemSRModule
 
     cfg = case_config(case, crop, batch, tiny)
     torch.manual_seed(0)
     with torch.device(device):  # built where it trains: no second copy, fast random init on a GPU
-        module = SpaSemSRModule(cfg) if tiny else SpaSemSRModule(cfg, *sd2_training_parts())
+        module = SpaSemSRModule(cfg) if tiny else sd2_training_module(cfg)
     module.configure_model()  # what Lightning calls: gradient checkpointing, frozen dtype
     module.train()
     return cfg, module, training_batch(crop, batch, device)

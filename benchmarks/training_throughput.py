@@ -58,8 +58,8 @@ class BatchClock(Callback):
 def train_record(task: str, steps: int, warmup: int, device: torch.device) -> dict:
     """Train ``task`` for ``warmup + steps`` steps in a temporary run folder; its throughput and memory."""
     from spasemsr.config import load_config
-    from spasemsr.config.tasks import task_module_class
     from spasemsr.data.datamodule import SRDataModule
+    from spasemsr.registries import TASKS
     from spasemsr.training.run import build_trainer
 
     with tempfile.TemporaryDirectory() as root:
@@ -68,7 +68,7 @@ def train_record(task: str, steps: int, warmup: int, device: torch.device) -> di
         if device.type == "cuda":
             overrides.insert(0, "trainer=gpu")
         cfg = load_config(CONFIGS[task], overrides)
-        module = task_module_class(cfg.model.name)(cfg)
+        module = TASKS.get(cfg.model.name).module_class(cfg)
         datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=module.needs_lr)
         trainer = build_trainer(cfg, Path(root) / cfg.run.name)
         clock = BatchClock(device)

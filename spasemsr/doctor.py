@@ -16,7 +16,7 @@ from spasemsr.guidance.describer import DESCRIBERS
 from spasemsr.guidance.grounding import GROUNDERS
 from spasemsr.guidance.grounding.auto import EYE_CASCADE, FACE_CASCADE, MOBILENET_WEIGHTS, _load_cascade
 from spasemsr.guidance.grounding.detectors import _CHECKPOINTS
-from spasemsr.guidance.text_encoder import TEXT_ENCODERS
+from spasemsr.guidance.text.encoder import TEXT_ENCODERS
 from spasemsr.guidance.visual.teachers import MOBILENET_V2_WEIGHTS, TEACHERS
 from spasemsr.metrics.registry import METRICS, available
 from spasemsr.training.ship import SHIPPED, STAGES

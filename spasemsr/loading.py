@@ -15,13 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 
 from spasemsr.config import validate
-from spasemsr.diffusion.backbone import load_backbone, vae_downscale
-from spasemsr.diffusion.control import ControlledUNet
-from spasemsr.guidance.text_encoder import TextEncoder, load_text_encoder
+from spasemsr.diffusion.backbone import load_backbone
+from spasemsr.guidance.text.encoder import text_encoder_for
+from spasemsr.models.sr_net import build_sr_net
 from spasemsr.pipeline import Conditioner, SRPipeline, sampler_settings
+from spasemsr.registries import TASKS
 from spasemsr.weights import local_path
-
-SR_TASKS = ("controlnet_sr", "spasemsr")
 
 
 def read_export(export: str | Path) -> DictConfig:
@@ -34,15 +33,10 @@ def read_export(export: str | Path) -> DictConfig:
             "`configs/spasemsr.yaml` run)"
         )
     cfg = validate(OmegaConf.load(export / "config.yaml"))
-    if cfg.model.name not in SR_TASKS:
-        raise ValueError(f"{export} holds a {cfg.model.name!r} model; upscaling needs one of {SR_TASKS}")
+    if not TASKS.get(cfg.model.name).is_sr:
+        valid = [name for name in TASKS if TASKS.get(name).is_sr]
+        raise ValueError(f"{export} holds a {cfg.model.name!r} model; upscaling needs one of {valid}")
     return cfg
-
-
-def text_encoder_for(cfg: DictConfig) -> TextEncoder:
-    """The frozen text encoder a config names."""
-    te = cfg.profile.text_encoder
-    return load_text_encoder(te.name, te.path, te.max_length, te.subfolder)
 
 
 def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps: int | None = None) -> SRPipeline:
@@ -53,10 +47,10 @@ def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps:
     controlnet = ControlNetModel.from_pretrained(export / "controlnet", local_files_only=True).eval()
     text_encoder = text_encoder_for(cfg)
     conditioner: Conditioner | None = None
-    if cfg.model.name == "controlnet_sr":
-        net = ControlledUNet(backbone.unet, controlnet, text_encoder([cfg.model.prompt]))
-    else:
+    if cfg.model.name == "spasemsr":
         net, conditioner = _spasemsr(cfg, export, backbone, controlnet, text_encoder, device)
+    else:
+        net = build_sr_net(cfg, backbone, text_encoder, controlnet)
     net.to(device).eval()
     backbone.vae.to(device)
     return SRPipeline(backbone, net, cfg.data.scale, sampler_settings(cfg.sampler, steps=steps), conditioner)
@@ -64,15 +58,14 @@ def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps:
 
 def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder, device):
     from spasemsr.guidance.backends import text_backends
-    from spasemsr.guidance.conditioner import SpaSemSRConditioner
-    from spasemsr.guidance.network import GUIDANCE_MODULES, SpaSemSRNet
+    from spasemsr.guidance.denoiser import GUIDANCE_MODULES
+    from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
     from spasemsr.restore.baselines import load_restorer
 
     state = load_file(export / "guidance.safetensors")
     sem_head = state.get("visual.sem_head.weight")
     task = OmegaConf.to_object(cfg.model)
-    net = SpaSemSRNet(backbone.unet, controlnet, text_encoder, task, cfg.data.scale, vae_downscale(backbone.vae),
-                      sem_head.shape[0] if sem_head is not None else 0)
+    net = build_sr_net(cfg, backbone, text_encoder, controlnet, sem_head.shape[0] if sem_head is not None else 0)
     result = net.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k.startswith(GUIDANCE_MODULES)]
     if missing or result.unexpected_keys:

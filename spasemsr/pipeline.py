@@ -20,12 +20,12 @@ from torch import Tensor
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.diffusion.backbone import Backbone, vae_downscale
 from spasemsr.diffusion.color_fix import color_fix
+from spasemsr.diffusion.conditions import Conditions
 from spasemsr.diffusion.consistency import back_project
 from spasemsr.diffusion.control import ControlledUNet
 from spasemsr.diffusion.latents import clean_latents, decode
-from spasemsr.diffusion.sampler import DDIMSampler
 from spasemsr.diffusion.tiling import Window, blend, windows
-from spasemsr.guidance.conditions import Conditions
+from spasemsr.registries import SAMPLERS
 
 # padded LR (B, 3, h, w) in [0, 1], HR tile side and overlap (0 = whole) -> conditions
 Conditioner = Callable[[Tensor, int, int], Conditions]
@@ -121,7 +121,7 @@ class SRPipeline:
         lr, cond = prepared.lr, prepared.conditions
         b, _, h, w = lr.shape
         if knobs.cfg_scale != 1.0:
-            cond = cond.unconditional(self.net.null_text).cat(cond)
+            cond = cond.unconditional(self.net.prompt_embedding).cat(cond)
         vae, factor = self.backbone.vae, vae_downscale(self.backbone.vae)
         height, width = cond.pixel.shape[2], cond.pixel.shape[3]
         shape = (b, self.backbone.unet.config.in_channels, *self._latent_hw(cond))
@@ -147,7 +147,7 @@ class SRPipeline:
 
         same_tiling = prepared.start is not None and prepared.start_tiles == tiles
         init = prepared.start if same_tiling else self._start_latents(prepared.conditions, b, tiles)
-        sampler = DDIMSampler(self.backbone.sampling_scheduler(), knobs.steps, knobs.eta)
+        sampler = SAMPLERS.build(knobs.name, self.backbone.train_scheduler.config, knobs.steps, knobs.eta)
         with self._autocast(lr.device):
             latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
             sr = decode(vae, latents) if tiles is None else blend(

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from spasemsr.config import ConfigError, config_hash, load_config, training_hash
-from spasemsr.config.tasks import TASKS
+from spasemsr.registries import TASKS
 from tests.conftest import REPO
 
 TOP_LEVEL = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
@@ -109,22 +109,3 @@ def test_a_bad_enumerated_value_fails_at_composition_in_one_line(override, capsy
     assert main(["train", "--config", str(REPO / "configs" / "spasemsr.yaml"), "--print-config", override]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{key}='{value}' is not one of" in err and len(err.splitlines()) == 1
-
-
-def test_the_config_choices_are_the_registries_names():
-    from spasemsr.config.choices import CHOICES
-    from spasemsr.guidance.describer import DESCRIBERS
-    from spasemsr.guidance.grounding import GROUNDERS
-    from spasemsr.guidance.text_encoder import TEXT_ENCODERS
-    from spasemsr.guidance.visual.constraints import DISTANCES
-    from spasemsr.guidance.visual.teachers import TEACHERS
-    from spasemsr.training.memory import FROZEN_DTYPES, OPTIMIZERS
-
-    registries = {"model.text.train_grounder": GROUNDERS, "model.text.infer_grounder": GROUNDERS,
-                  "model.text.train_describer": DESCRIBERS, "model.text.infer_describer": DESCRIBERS,
-                  "profile.text_encoder.name": TEXT_ENCODERS, "model.visual.distance": DISTANCES,
-                  "model.visual.teacher": TEACHERS, "trainer.optimizer": OPTIMIZERS,
-                  "trainer.frozen_dtype": FROZEN_DTYPES}
-    for key, registry in registries.items():
-        assert set(CHOICES[key]) == set(registry), key
-

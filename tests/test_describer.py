@@ -14,8 +14,7 @@ from spasemsr.config import load_config
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.data.degradation import PARAM_KEYS, RESIZE_MODES, DegradationConfig, RealESRGANDegradation
 from spasemsr.guidance.describer import DESCRIBERS, load_describer
-from spasemsr.guidance.describer.estimator import DegradationEstimator, to_targets
-from spasemsr.guidance.describer.estimator_module import EstimatorModule, estimator_metrics
+from spasemsr.guidance.describer.estimator import DegradationEstimator, estimator_metrics, to_targets
 from spasemsr.guidance.describer.template import (
     CLEAN_CAPTION,
     POISSON_SIGMA_PER_SCALE,
@@ -25,6 +24,7 @@ from spasemsr.guidance.describer.template import (
     level,
     summarise,
 )
+from spasemsr.models.estimator import EstimatorModule
 from spasemsr.training.run import train
 from tests.conftest import REPO, overfit
 

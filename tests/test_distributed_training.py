@@ -19,9 +19,9 @@ from omegaconf import OmegaConf
 from spasemsr.ablation.runner import variant_config
 from spasemsr.ablation.spec import load_spec
 from spasemsr.config import load_config, validate
-from spasemsr.config.tasks import task_module_class
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.models.spasemsr import SpaSemSRModule
+from spasemsr.registries import TASKS
 from spasemsr.training.run import build_trainer, resume_path, run_dir, train
 from tests.conftest import REPO, fast_config
 
@@ -68,7 +68,7 @@ def test_every_trainable_parameter_gets_a_gradient_even_without_detections(varia
     batch = _val_batch(cfg)
     # dropout 1: every condition dropped, so no image of the batch has a box or a caption
     for changes in ([],) if variant == "baseline" else (["model.cond_dropout=0"], ["model.cond_dropout=1"]):
-        module = task_module_class(cfg.model.name)(_merge(cfg, *changes))
+        module = TASKS.get(cfg.model.name).module_class(_merge(cfg, *changes))
         module.loss(batch, torch.Generator().manual_seed(0)).backward()
         missing = [name for name, p in module.named_parameters() if p.requires_grad and p.grad is None]
         assert not missing, (variant, changes, missing[:5])
@@ -219,11 +219,11 @@ def test_spasemsr_trains_on_an_unannotated_hr_folder(grounder, unseen_photos, pr
 
 
 def test_checkpoints_hold_only_trainable_weights_at_sd2_shapes():
-    from benchmarks.models import sd2_training_parts
+    from benchmarks.models import sd2_training_module
 
     cfg = load_config(REPO / "configs" / "spasemsr.yaml", ["profile=sd2", "model.visual.teacher=sam"])
     with torch.device("meta"):  # shapes only: SD-2 sizes without allocating a byte
-        module = SpaSemSRModule(cfg, *sd2_training_parts())
+        module = sd2_training_module(cfg)
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
     saved = set(checkpoint["state_dict"])
@@ -284,11 +284,11 @@ def test_optimizer_choices_and_their_state_survive_a_weights_only_checkpoint(sr_
     resumed = train(_merge(sr_cfg, "trainer.optimizer=adamw8bit", "trainer.max_steps=6"))
     assert json.loads((resumed / "manifest.json").read_text())["resumed_from"].endswith("last.ckpt")
     with pytest.raises(ValueError, match="trainer.optimizer='sgd' is not one of"):
-        task_module_class("controlnet_sr")(_merge(sr_cfg, "trainer.optimizer=sgd")).configure_optimizers()
+        TASKS.get("controlnet_sr").module_class(_merge(sr_cfg, "trainer.optimizer=sgd")).configure_optimizers()
     fused = _merge(sr_cfg, "trainer.optimizer=adamw_fused", "run.name=fused")
     assert json.loads((train(fused) / "manifest.json").read_text())["steps"] == 4
     with pytest.raises(ValueError, match="cannot clip gradients under precision=bf16-mixed"):
-        task_module_class("controlnet_sr")(_merge(fused, "trainer.precision=bf16-mixed")).configure_optimizers()
+        TASKS.get("controlnet_sr").module_class(_merge(fused, "trainer.precision=bf16-mixed")).configure_optimizers()
 
 
 def test_resume_path_modes(sr_cfg):

@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 
 from spasemsr.config import load_config
 from spasemsr.data.datamodule import SRDataModule
+from spasemsr.models.drm import DRMModule
 from spasemsr.restore.baselines import RESTORERS, bicubic_upscale, load_restorer
 from spasemsr.restore.drm import RRDBNet
-from spasemsr.restore.drm_module import DRMModule
 from spasemsr.training.run import train
 from tests.conftest import REPO, overfit
 
@@ -105,7 +105,7 @@ def test_bicubic_is_torch_bicubic_clamped():
 
 
 def test_restorer_errors_name_what_is_valid(tmp_path):
-    with pytest.raises(KeyError, match=r"unknown restorer 'esrgan'; valid: \['bicubic', 'drm'\]"):
+    with pytest.raises(ValueError, match=r"unknown restorer 'esrgan'; valid: \['bicubic', 'drm'\]"):
         load_restorer("esrgan")
     assert sorted(RESTORERS) == ["bicubic", "drm"]
     with pytest.raises(FileNotFoundError, match="restorer 'drm' needs path="):

@@ -13,9 +13,9 @@ from spasemsr.config.schema import SamplerConfig
 from spasemsr.config.tasks import SpaSemSRTask
 from spasemsr.diffusion.backbone import load_backbone
 from spasemsr.diffusion.control import ControlledUNet, controlnet_from_unet
+from spasemsr.guidance.denoiser import SpaSemSRNet
 from spasemsr.guidance.grounding.base import Grounding
-from spasemsr.guidance.network import SpaSemSRNet
-from spasemsr.guidance.text_encoder import load_text_encoder
+from spasemsr.guidance.text.encoder import load_text_encoder
 
 NEUTRAL = SamplerConfig()
 GROUNDINGS = [Grounding(["cat", "sofa"], torch.tensor([[0.1, 0.2, 0.5, 0.9], [0.0, 0.5, 1.0, 1.0]]),
@@ -187,3 +187,44 @@ def test_pipeline_knobs_neutral_is_default_and_each_moves_the_output(prior_dir, 
                   {"color_fix": "wavelet"}, {"w_spa": 0.0}, {"w_deg": 0.0}, {"w_sem": 0.0}, {"control_scale": 0.0},
                   {"backproject": 2}, {"tile_size": 16, "tile_overlap": 8}):
         assert not torch.allclose(run(**knobs), default, atol=1e-4), knobs
+
+
+def test_a_toy_fusion_mode_is_added_by_registration_alone(prior_dir, minilm):
+    """Registering a class is all a new fusion mode takes: the config accepts it and the network fuses with it."""
+    from spasemsr.config import ConfigError, load_config
+    from spasemsr.registries import FUSIONS
+    from tests.conftest import REPO
+
+    class GatedFusion(torch.nn.Module):
+        """h_deg times one learnt gate (starting shut)."""
+
+        def __init__(self, channels: int, heads: int = 4) -> None:
+            super().__init__()
+            self.gate = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, h_spa, h_deg):
+            return self.gate * h_deg
+
+    FUSIONS.register("gated", GatedFusion)
+    try:
+        assert load_config(REPO / "configs" / "spasemsr.yaml", ["model.fusion=gated"]).model.fusion == "gated"
+        net, _ = _net(prior_dir, minilm, fusion="gated")
+        gates = [m for m in net.modules() if isinstance(m, GatedFusion)]
+        assert gates and any(n.endswith(".fuse.gate") and p.requires_grad for n, p in net.named_parameters())
+        _wake(net.controlnet)
+        lr, latents, t = _inputs()
+        cond = net.conditions(lr, 4, GROUNDINGS, CAPTIONS)
+        with torch.no_grad():
+            for gate in gates:
+                gate.gate.zero_()
+        shut = net.eps(latents, t, cond, NEUTRAL)
+        with torch.no_grad():
+            for gate in gates:
+                gate.gate.fill_(1.0)
+        opened = net.eps(latents, t, cond, NEUTRAL)
+        assert not torch.allclose(shut, opened)  # the registered mode is what merges h_deg
+        assert torch.equal(net.eps(latents, t, cond, replace(NEUTRAL, w_deg=0.0)), shut)
+    finally:
+        FUSIONS.unregister("gated")
+    with pytest.raises(ConfigError, match="model.fusion='gated' is not one of"):
+        load_config(REPO / "configs" / "spasemsr.yaml", ["model.fusion=gated"])

@@ -1,34 +1,41 @@
 """The valid values of every enumerated config field, checked when a config is composed (before any model loads).
 
-Tuples here are the single declaration where the implementing module has no registry of its own (it imports
-them from here); registries keyed by name (grounders, describers, teachers, text encoders, distances,
-optimisers) keep their own keys and ``tests/test_config.py`` checks that they agree with these, so a new
-backend cannot be registered without being accepted by the config, or the reverse.
+Families with members (grounders, describers, text encoders, teachers, distances, fusion modes, samplers,
+optimisers) are checked against their live registry in ``spasemsr.registries``, so registering a member is
+all it takes for configs to accept it. Fixed vocabularies with no registry are declared here once (the
+implementing modules import them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from omegaconf import DictConfig, OmegaConf
 
-GROUNDER_NAMES = ("annotations", "auto", "grounding_dino", "owlv2", "none")
-DESCRIBER_NAMES = ("params", "estimator", "vlm", "none")
+from spasemsr import registries as R
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("bundled", "hr_folder", "paired"),
-    "profile.text_encoder.name": ("minilm", "clip"),
-    "sampler.name": ("ddim",),
-    "sampler.color_fix": ("none", "adain", "wavelet"),
-    "trainer.optimizer": ("adamw", "adamw_fused", "adamw8bit"),
-    "trainer.frozen_dtype": ("float32", "bfloat16", "float16"),
-    "model.fusion": ("spasem", "sum", "concat"),
-    "model.text.spatial": ("none", "tags", "tags_boxes"),
-    "model.text.box_encoder": ("sinusoidal", "linear"),
-    "model.text.train_grounder": GROUNDER_NAMES,
-    "model.text.infer_grounder": GROUNDER_NAMES,
-    "model.text.train_describer": DESCRIBER_NAMES,
-    "model.text.infer_describer": DESCRIBER_NAMES,
-    "model.visual.teacher": ("mobilenet_v2", "sam", "none"),
-    "model.visual.distance": ("l1", "l2", "cosine"),
+DATA_SOURCES = ("bundled", "hr_folder", "paired")
+COLOR_FIXES = ("none", "adain", "wavelet")
+FROZEN_DTYPE_NAMES = ("float32", "bfloat16", "float16")
+SPATIAL_MODES = ("none", "tags", "tags_boxes")
+BOX_ENCODERS = ("sinusoidal", "linear")
+
+CHOICES: dict[str, Iterable[str]] = {
+    "data.source": DATA_SOURCES,
+    "profile.text_encoder.name": R.TEXT_ENCODERS,
+    "sampler.name": R.SAMPLERS,
+    "sampler.color_fix": COLOR_FIXES,
+    "trainer.optimizer": R.OPTIMIZERS,
+    "trainer.frozen_dtype": FROZEN_DTYPE_NAMES,
+    "model.fusion": R.FUSIONS,
+    "model.text.spatial": SPATIAL_MODES,
+    "model.text.box_encoder": BOX_ENCODERS,
+    "model.text.train_grounder": R.GROUNDERS,
+    "model.text.infer_grounder": R.GROUNDERS,
+    "model.text.train_describer": R.DESCRIBERS,
+    "model.text.infer_describer": R.DESCRIBERS,
+    "model.visual.teacher": R.TEACHERS,
+    "model.visual.distance": R.DISTANCES,
 }
 """Dotted key -> valid values; a key a task does not have (e.g. ``model.fusion`` of the DRM) is not checked."""
 

@@ -17,7 +17,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from spasemsr.config.choices import bad_choices
 from spasemsr.config.schema import Config
-from spasemsr.config.tasks import TASKS
+from spasemsr.registries import TASKS
 
 CONFIGS_ROOT = Path(__file__).resolve().parents[2] / "configs"
 
@@ -57,8 +57,8 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     if model is not None:
         name = model.get("name")
         if name not in TASKS:
-            raise ConfigError(f"model.name={name!r} is not a task; valid: {sorted(TASKS)}")
-        typed.model = typed_merge(TASKS[name][0], model, "model")
+            raise ConfigError(f"model.name={name!r} is not a task; valid: {list(TASKS)}")
+        typed.model = typed_merge(TASKS.get(name).schema, model, "model")
     OmegaConf.resolve(typed)
     problems = bad_choices(typed)
     if problems:

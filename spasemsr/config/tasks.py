@@ -1,8 +1,4 @@
-"""What can be trained: each task's config schema and the LightningModule that runs it.
-
-Modules are named as ``module:Class`` strings and imported only when a run needs them, so
-validating a config never pays for importing diffusers.
-"""
+"""What can be trained: each task's config schema, the LightningModule that runs it and, for SR tasks, its network."""
 
 from __future__ import annotations
 
@@ -109,16 +105,34 @@ class EstimatorTask:
     arch: dict = field(default_factory=dict)
 
 
-TASKS: dict[str, tuple[type, str]] = {
-    "vae": (AutoencoderTask, "spasemsr.models.autoencoder:AutoencoderModule"),
-    "prior": (PriorTask, "spasemsr.models.prior:PriorModule"),
-    "controlnet_sr": (ControlNetSRTask, "spasemsr.models.controlnet_sr:ControlNetSRModule"),
-    "spasemsr": (SpaSemSRTask, "spasemsr.models.spasemsr:SpaSemSRModule"),
-    "drm": (DRMTask, "spasemsr.restore.drm_module:DRMModule"),
-    "estimator": (EstimatorTask, "spasemsr.guidance.describer.estimator_module:EstimatorModule"),
-}
+@dataclass(frozen=True)
+class Task:
+    """A trainable task, registered in ``spasemsr.registries.TASKS`` under its ``model.name``.
+
+    ``module`` (and ``sr_net`` for super-resolution tasks) are ``"module:attribute"`` strings imported only
+    when a run needs them, so validating a config never pays for importing diffusers.
+    """
+
+    schema: type  # the dataclass ``model`` is validated against
+    module: str  # the LightningModule that trains it
+    sr_net: str = ""  # SR tasks: ``(cfg, backbone, text_encoder, controlnet, teacher_channels) -> ControlledUNet``
+
+    @property
+    def module_class(self) -> type:
+        """The LightningModule class (imported now)."""
+        return import_object(self.module)
+
+    @property
+    def is_sr(self) -> bool:
+        """Whether its export is an SR model that ``upscale``, ``evaluate`` and sweeps load."""
+        return bool(self.sr_net)
 
 
-def task_module_class(name: str) -> type:
-    """Import and return the LightningModule class that trains task ``name``."""
-    return import_object(TASKS[name][1])
+_MODELS = "spasemsr.models"
+VAE = Task(AutoencoderTask, f"{_MODELS}.autoencoder:AutoencoderModule")
+PRIOR = Task(PriorTask, f"{_MODELS}.prior:PriorModule")
+CONTROLNET_SR = Task(ControlNetSRTask, f"{_MODELS}.controlnet_sr:ControlNetSRModule",
+                     f"{_MODELS}.sr_net:controlnet_sr_net")
+SPASEMSR = Task(SpaSemSRTask, f"{_MODELS}.spasemsr:SpaSemSRModule", f"{_MODELS}.sr_net:spasemsr_net")
+DRM = Task(DRMTask, f"{_MODELS}.drm:DRMModule")
+ESTIMATOR = Task(EstimatorTask, f"{_MODELS}.estimator:EstimatorModule")

@@ -19,13 +19,13 @@ from lightning.pytorch import LightningDataModule
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from spasemsr.config.choices import CHOICES
+from spasemsr.config.choices import DATA_SOURCES
 from spasemsr.data.datasets import HRFolderDataset, PairedFolderDataset, bundled_dataset
 from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
 from spasemsr.data.images import list_images
 from spasemsr.data.stream import DataStream, StreamLoader, StreamSampler
 
-SOURCES = CHOICES["data.source"]
+SOURCES = DATA_SOURCES
 
 
 class FixedPairs(Dataset):

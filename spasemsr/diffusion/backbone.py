@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
 from spasemsr.weights import local_path
 
@@ -33,10 +33,6 @@ class Backbone:
     vae: AutoencoderKL
     unet: UNet2DConditionModel
     train_scheduler: DDPMScheduler
-
-    def sampling_scheduler(self) -> DDIMScheduler:
-        """A DDIM scheduler on the same noise schedule the prior was trained with."""
-        return DDIMScheduler.from_config(self.train_scheduler.config)
 
     def freeze(self) -> Backbone:
         """Freeze the prior (it is never trained by the SR stages) and return self."""

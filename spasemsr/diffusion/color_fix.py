@@ -10,10 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spasemsr.config.choices import CHOICES
+from spasemsr.config.choices import COLOR_FIXES
 from spasemsr.data.resize import bicubic_up
-
-COLOR_FIXES = CHOICES["sampler.color_fix"]
 
 
 def adain(sr: Tensor, reference: Tensor, eps: float = 1e-5) -> Tensor:

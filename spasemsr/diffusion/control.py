@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.data.resize import bicubic_up
-from spasemsr.guidance.conditions import Conditions
+from spasemsr.diffusion.conditions import Conditions
 
 
 def controlnet_from_unet(unet: UNet2DConditionModel, embedding_channels: list[int], vae_factor: int) -> ControlNetModel:
@@ -30,15 +30,15 @@ def lr_condition(lr: Tensor, scale: int) -> Tensor:
 class ControlledUNet(nn.Module):
     """ε-prediction of the frozen UNet steered by ControlNet residuals (the ControlNet-SR baseline denoiser).
 
-    ``null_text`` is the fixed prompt's embedding (1, L, D): the frozen UNet's text condition, and the
+    ``prompt_embedding`` is the fixed prompt's embedding (1, L, D): the frozen UNet's text condition, and the
     null condition classifier-free guidance falls back to.
     """
 
-    def __init__(self, unet: UNet2DConditionModel, controlnet: ControlNetModel, null_text: Tensor) -> None:
+    def __init__(self, unet: UNet2DConditionModel, controlnet: ControlNetModel, prompt_embedding: Tensor) -> None:
         super().__init__()
         self.unet = unet
         self.controlnet = controlnet
-        self.register_buffer("null_text", null_text, persistent=False)
+        self.register_buffer("prompt_embedding", prompt_embedding, persistent=False)
 
     def forward(self, latents: Tensor, timesteps: Tensor, text: Tensor, condition: Tensor,
                 control_scale: float = 1.0) -> Tensor:
@@ -53,7 +53,7 @@ class ControlledUNet(nn.Module):
 
     def conditions(self, lr: Tensor, scale: int) -> Conditions:
         """The baseline's conditions: the upsampled LR image and the fixed prompt."""
-        return Conditions(pixel=lr_condition(lr, scale), text=self.null_text.expand(lr.shape[0], -1, -1))
+        return Conditions(pixel=lr_condition(lr, scale), text=self.prompt_embedding.expand(lr.shape[0], -1, -1))
 
     def eps(self, latents: Tensor, timesteps: Tensor, cond: Conditions, knobs: SamplerConfig) -> Tensor:
         """Predicted noise under ``cond`` with the knobs this denoiser has (here: ``control_scale``)."""

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from spasemsr.config import to_container, training_hash, validate
 from spasemsr.diffusion.latents import noised
-from spasemsr.guidance.text_encoder import TextEncoder, load_text_encoder
 from spasemsr.training.memory import build_optimizer, store_frozen_as
 
 
@@ -130,7 +129,3 @@ class TaskModule(LightningModule):
 
     def _prefixes(self) -> tuple[str, ...]:
         return tuple(f"{name}." for name in self.trainable)
-
-    def _text_encoder(self) -> TextEncoder:
-        te = self.cfg.profile.text_encoder
-        return load_text_encoder(te.name, te.path, te.max_length, te.subfolder)

@@ -13,10 +13,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spasemsr.diffusion.backbone import load_backbone, vae_downscale
-from spasemsr.diffusion.control import ControlledUNet, controlnet_from_unet, lr_condition
+from spasemsr.diffusion.backbone import Backbone, load_backbone
+from spasemsr.diffusion.control import ControlledUNet, lr_condition
 from spasemsr.diffusion.latents import encode, epsilon_loss
+from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.models.base import TaskModule
+from spasemsr.models.sr_net import build_sr_net
 from spasemsr.pipeline import SRPipeline, sampler_settings
 
 
@@ -26,14 +28,11 @@ class ControlNetSRModule(TaskModule):
     trainable = ("model.controlnet",)
     needs_lr = True
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, net: ControlledUNet | None = None, backbone: Backbone | None = None) -> None:
+        """``net`` and the frozen parts are built from the config unless given."""
         super().__init__(config)
-        self.backbone = load_backbone(self.cfg.profile.backbone_path).freeze()
-        text_encoder = self._text_encoder()
-        controlnet = controlnet_from_unet(
-            self.backbone.unet, list(self.cfg.profile.control_embedding_channels), vae_downscale(self.backbone.vae)
-        )
-        self.model = ControlledUNet(self.backbone.unet, controlnet, text_encoder([self.cfg.model.prompt]))
+        self.backbone = (backbone or load_backbone(self.cfg.profile.backbone_path)).freeze()
+        self.model = net or build_sr_net(self.cfg, self.backbone, text_encoder_for(self.cfg))
         self.vae = self.backbone.vae  # registered so it follows the module across devices
 
     def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
@@ -43,7 +42,7 @@ class ControlNetSRModule(TaskModule):
             latents = encode(self.vae, hr, generator)
         noisy, noise, timesteps = self.noised(self.backbone.train_scheduler, latents, generator)
         condition = lr_condition(lr, self.cfg.data.scale)
-        prediction = self.model(noisy, timesteps, self.model.null_text.expand(hr.shape[0], -1, -1), condition)
+        prediction = self.model(noisy, timesteps, self.model.prompt_embedding.expand(hr.shape[0], -1, -1), condition)
         return epsilon_loss(prediction, noise)
 
     def checkpointed_models(self) -> list:

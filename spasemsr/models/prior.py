@@ -16,6 +16,7 @@ from torch import Tensor
 from spasemsr.config import to_container
 from spasemsr.diffusion.backbone import Backbone, build_scheduler, build_unet, load_component, save_backbone
 from spasemsr.diffusion.latents import encode, epsilon_loss
+from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.models.base import TaskModule
 
 
@@ -26,7 +27,7 @@ class PriorModule(TaskModule):
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        self.text_encoder = self._text_encoder()
+        self.text_encoder = text_encoder_for(self.cfg)
         arch = to_container(self.cfg.profile.unet_arch)
         if arch.get("cross_attention_dim") != self.text_encoder.dim:
             raise ValueError(

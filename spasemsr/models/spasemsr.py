@@ -17,16 +17,16 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from spasemsr.config.schema import SamplerConfig
-from spasemsr.diffusion.backbone import Backbone, load_backbone, vae_downscale
-from spasemsr.diffusion.control import controlnet_from_unet
+from spasemsr.diffusion.backbone import Backbone, load_backbone
 from spasemsr.diffusion.latents import encode, epsilon_loss
 from spasemsr.guidance.backends import text_backends
+from spasemsr.guidance.denoiser import GUIDANCE_MODULES, SpaSemSRNet
 from spasemsr.guidance.grounding.base import Grounding
-from spasemsr.guidance.network import GUIDANCE_MODULES, SpaSemSRNet
-from spasemsr.guidance.text_encoder import TextEncoder
+from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.guidance.visual.constraints import constraint_losses
 from spasemsr.guidance.visual.teachers import Teacher, load_teacher
 from spasemsr.models.base import TaskModule
+from spasemsr.models.sr_net import build_sr_net
 from spasemsr.pipeline import SRPipeline, sampler_settings
 
 TRAINING_KNOBS = SamplerConfig()
@@ -39,23 +39,19 @@ class SpaSemSRModule(TaskModule):
     trainable = ("net.controlnet", *(f"net.{name}" for name in GUIDANCE_MODULES))
     needs_lr = True
 
-    def __init__(self, config: Any, backbone: Backbone | None = None, text_encoder: TextEncoder | None = None,
+    def __init__(self, config: Any, net: SpaSemSRNet | None = None, backbone: Backbone | None = None,
                  teacher: Teacher | None = None) -> None:
-        """The frozen parts load from the paths the config names unless given (benchmarks build them in code)."""
+        """``net`` and the frozen parts are built from the config unless given (benchmarks build them in code)."""
         super().__init__(config)
-        task = self.cfg.model
+        visual = self.cfg.model.visual
         self.backbone = (backbone or load_backbone(self.cfg.profile.backbone_path)).freeze()
         self.vae = self.backbone.vae
-        text_encoder = text_encoder or self._text_encoder()
-        visual = task.visual
         teacher_on = visual.use_sem and visual.l_sem and visual.teacher != "none"
         if teacher_on and teacher is None:
             teacher = load_teacher(visual.teacher, visual.teacher_path or None)
         self.teacher = teacher if teacher_on else None
-        factor = vae_downscale(self.vae)
-        controlnet = controlnet_from_unet(self.backbone.unet, list(self.cfg.profile.control_embedding_channels), factor)
-        self.net = SpaSemSRNet(self.backbone.unet, controlnet, text_encoder, task, self.cfg.data.scale, factor,
-                               self.teacher.out_channels if self.teacher is not None else 0)
+        self.net = net or build_sr_net(self.cfg, self.backbone, text_encoder_for(self.cfg),
+                                       teacher_channels=self.teacher.out_channels if self.teacher is not None else 0)
         self._backends: tuple[torch.device, Any, Any] | None = None
 
     def text_backends(self) -> tuple[Any, Any]:

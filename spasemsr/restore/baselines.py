@@ -1,7 +1,7 @@
 """Non-diffusion restorers behind one call, so evaluation runs ``bicubic`` and ``drm`` the same way.
 
 A restorer is a callable LR (B, 3, h, w) in [0, 1] → SR (B, 3, scale·h, scale·w) in [0, 1]; build one
-with ``load_restorer(name, path)``. Register new ones explicitly in ``RESTORERS``.
+with ``load_restorer(name, path)``. Register new ones in ``spasemsr.registries.RESTORERS``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from torch import Tensor
 
 from spasemsr.data.resize import bicubic_up
 from spasemsr.diffusion.tiling import blend, windows
+from spasemsr.registries import RESTORERS
 
 Restorer = Callable[[Tensor], Tensor]
 
@@ -45,13 +46,13 @@ def tiled(restorer: Restorer, lr: Tensor, scale: int, tile: int, overlap: int,
     return blend(tiles, lambda win: run(lr[(..., *win.scaled(1))]), scale, shape)
 
 
-def _bicubic(path: str | Path | None, scale: int, device: str) -> Restorer:
+def bicubic_restorer(path: str | Path | None, scale: int, device: str) -> Restorer:
     if path is not None:
         raise ValueError(f"restorer 'bicubic' has no weights, but path={path} was given; leave path unset")
     return partial(bicubic_upscale, scale=scale)
 
 
-def _drm(path: str | Path | None, scale: int, device: str) -> Restorer:
+def drm_restorer(path: str | Path | None, scale: int, device: str) -> Restorer:
     from spasemsr.restore.drm import RRDBNet
 
     if path is None or not (Path(path) / "config.json").is_file():
@@ -70,14 +71,6 @@ def _drm(path: str | Path | None, scale: int, device: str) -> Restorer:
     return restore
 
 
-RESTORERS: dict[str, Callable[[str | Path | None, int, str], Restorer]] = {
-    "bicubic": _bicubic,
-    "drm": _drm,
-}
-
-
 def load_restorer(name: str, path: str | Path | None = None, scale: int = 4, device: str = "cpu") -> Restorer:
     """Build the restorer ``name`` (weights from ``path`` where it has any) as a callable LR → SR."""
-    if name not in RESTORERS:
-        raise KeyError(f"unknown restorer {name!r}; valid: {sorted(RESTORERS)}")
-    return RESTORERS[name](path, scale, device)
+    return RESTORERS.build(name, path, scale, device)

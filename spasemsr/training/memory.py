@@ -10,23 +10,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
+from spasemsr.config.choices import FROZEN_DTYPE_NAMES
+from spasemsr.registries import OPTIMIZERS
+
 ParamList = Iterable[torch.nn.Parameter]
 
 
-def _adamw(params: ParamList, lr: float) -> torch.optim.Optimizer:
+def adamw(params: ParamList, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr)
 
 
-def _adamw_fused(params: ParamList, lr: float) -> torch.optim.Optimizer:
+def adamw_fused(params: ParamList, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, fused=True)
 
 
-def _adamw8bit(params: ParamList, lr: float) -> torch.optim.Optimizer:
+def adamw8bit(params: ParamList, lr: float) -> torch.optim.Optimizer:
     try:
         import bitsandbytes
     except ImportError as err:
@@ -34,28 +37,20 @@ def _adamw8bit(params: ParamList, lr: float) -> torch.optim.Optimizer:
     return bitsandbytes.optim.AdamW8bit(params, lr=lr)
 
 
-OPTIMIZERS: dict[str, Callable[[ParamList, float], torch.optim.Optimizer]] = {
-    "adamw": _adamw,
-    "adamw_fused": _adamw_fused,
-    "adamw8bit": _adamw8bit,
-}
-
-
 def build_optimizer(name: str, params: ParamList, lr: float, precision: str = "32-true",
                     gradient_clip_val: float = 0.0) -> torch.optim.Optimizer:
     """The optimiser ``name`` over ``params``; an unknown name, or a combination Lightning refuses, is an error."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"trainer.optimizer={name!r} is not one of {sorted(OPTIMIZERS)}")
+    OPTIMIZERS.check(name)
     if name == "adamw_fused" and gradient_clip_val and "mixed" in precision:
         raise ValueError(
             f"trainer.optimizer=adamw_fused cannot clip gradients under precision={precision} (a fused optimizer "
             "unscales its gradients itself, so Lightning refuses to clip them first): set "
             "trainer.gradient_clip_val=0 or trainer.optimizer=adamw"
         )
-    return OPTIMIZERS[name](params, lr)
+    return OPTIMIZERS.build(name, params, lr)
 
 
-FROZEN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+FROZEN_DTYPES = {name: getattr(torch, name) for name in FROZEN_DTYPE_NAMES}
 
 
 def store_frozen_as(module: nn.Module, dtype_name: str, precision: str) -> None:

@@ -18,9 +18,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from spasemsr.config import config_hash
-from spasemsr.config.tasks import task_module_class
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.models.base import TaskModule
+from spasemsr.registries import TASKS
 from spasemsr.training.callbacks import BatchTrace, ImageGridLogger
 from spasemsr.training.manifest import write_manifest
 from spasemsr.utils.atomic import atomic_write_text
@@ -100,7 +100,7 @@ def train(cfg: DictConfig) -> Path:
     """
     seed_everything(cfg.seed, workers=True)
     folder = run_dir(cfg)
-    module: TaskModule = task_module_class(cfg.model.name)(cfg)
+    module: TaskModule = TASKS.get(cfg.model.name).module_class(cfg)
     datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=module.needs_lr)
     trainer = build_trainer(cfg, folder)
     if trainer.is_global_zero:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from torch import Tensor
 
-from spasemsr.utils.registry import build
+from spasemsr.registries import DESCRIBERS
 
 
 class Describer(Protocol):
@@ -27,14 +27,8 @@ class NoDescriber:
         return [""] * lr.shape[0]
 
 
-DESCRIBERS: dict[str, str] = {
-    "params": "spasemsr.guidance.describer.params:ParamsDescriber",
-    "estimator": "spasemsr.guidance.describer.estimator:EstimatorDescriber",
-    "vlm": "spasemsr.guidance.describer.vlm:VLMDescriber",
-    "none": "spasemsr.guidance.describer:NoDescriber",
-}
 
 
 def load_describer(name: str, device: str | None = None, **options: Any) -> Describer:
     """Build the describer backend ``name`` with its ``options`` (e.g. ``path=`` for estimator, vlm), on ``device``."""
-    return build("describer", DESCRIBERS, name, device, **options)
+    return DESCRIBERS.build(name, device=device, **options)

@@ -12,7 +12,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import Tensor, nn
 
-from spasemsr.guidance.describer.template import QUANTITIES, caption
+from spasemsr.guidance.describer.template import QUANTITIES, caption, level
 from spasemsr.weights import require_model_folder
 
 
@@ -76,3 +76,17 @@ class EstimatorDescriber:
 
     def __call__(self, lr: Tensor, params: dict[str, Tensor] | None = None) -> list[str]:
         return [caption(summary) for summary in self.estimator.summaries(lr)]
+
+
+def estimator_metrics(predicted: Tensor, truth: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Per-quantity MAE (natural units) and bin agreement, plus whole-caption agreement, of (B, 3) outputs."""
+    natural = from_targets(predicted)
+    metrics: dict[str, Tensor] = {}
+    same_caption = torch.ones_like(truth["blur"], dtype=torch.bool)
+    for name in QUANTITIES:
+        same_bin = level(name, natural[name]) == level(name, truth[name])
+        same_caption &= same_bin
+        metrics[f"mae_{name}"] = (natural[name] - truth[name]).abs().mean()
+        metrics[f"bin_agreement_{name}"] = same_bin.float().mean()
+    metrics["caption_agreement"] = same_caption.float().mean()
+    return metrics

@@ -18,8 +18,7 @@ from torch import Tensor
 
 from spasemsr.data.datasets import bundled_dataset
 from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
-from spasemsr.guidance.describer.estimator import DegradationEstimator, to_targets
-from spasemsr.guidance.describer.estimator_module import estimator_metrics
+from spasemsr.guidance.describer.estimator import DegradationEstimator, estimator_metrics, to_targets
 from spasemsr.guidance.describer.template import QUANTITIES, summarise
 from spasemsr.utils.atomic import atomic_write_text
 

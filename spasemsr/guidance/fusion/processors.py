@@ -11,8 +11,8 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import Tensor, nn
 
-from spasemsr.config.choices import CHOICES
 from spasemsr.guidance.fusion.context import GuidanceContext
+from spasemsr.registries import FUSIONS
 
 
 def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -23,31 +23,18 @@ def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
 
 
 class DegradationBranch(nn.Module):
-    """h_deg = CrossAttn(h, e_deg), merged into h_spa by the configured fusion (all start as a no-op)."""
+    """h_deg = CrossAttn(h, e_deg), merged into h_spa by the configured fusion mode (all start as a no-op)."""
 
     def __init__(self, channels: int, text_dim: int, fusion: str, heads: int = 4) -> None:
         super().__init__()
         from spasemsr.guidance.fusion.attention import CrossAttention
 
-        self.fusion = fusion
         self.attend = CrossAttention(channels, text_dim, heads, zero_init=False)
-        if fusion == "spasem":
-            self.fuse = CrossAttention(channels, channels, heads, zero_init=True)  # SpaSemAttn: Q=h_spa, KV=h_deg
-        elif fusion in ("sum", "concat"):
-            self.fuse = nn.Linear(channels * (2 if fusion == "concat" else 1), channels)
-            nn.init.zeros_(self.fuse.weight)
-            nn.init.zeros_(self.fuse.bias)
-        else:
-            raise ValueError(f"fusion={fusion!r} is not one of {list(CHOICES['model.fusion'])}")
+        self.fuse = FUSIONS.build(fusion, channels, heads)
 
     def forward(self, hidden: Tensor, h_spa: Tensor, e_deg: Tensor) -> Tensor:
         """The residual added to h_spa (scaled by w_deg by the caller)."""
-        h_deg = self.attend(hidden, e_deg)
-        if self.fusion == "spasem":
-            return self.fuse(h_spa, h_deg)
-        if self.fusion == "sum":
-            return self.fuse(h_deg)
-        return self.fuse(torch.cat([h_spa, h_deg], dim=-1))
+        return self.fuse(h_spa, self.attend(hidden, e_deg))
 
 
 class ControlNetCrossAttnProcessor:

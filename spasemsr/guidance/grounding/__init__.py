@@ -13,16 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from spasemsr.guidance.grounding.base import Grounder, Grounding, NoGrounder
-from spasemsr.utils.registry import build
-
-GROUNDERS: dict[str, str] = {
-    "annotations": "spasemsr.guidance.grounding.annotations:AnnotationGrounder",
-    "auto": "spasemsr.guidance.grounding.auto:AutoGrounder",
-    "grounding_dino": "spasemsr.guidance.grounding.detectors:load_grounding_dino",
-    "owlv2": "spasemsr.guidance.grounding.detectors:load_owlv2",
-    "none": "spasemsr.guidance.grounding.base:NoGrounder",
-}
-"""Registry name -> "module:factory"; the factory takes the backend's options as keywords."""
+from spasemsr.registries import GROUNDERS
 
 
 def load_grounder(name: str, device: str | None = None, **options: Any) -> Grounder:
@@ -30,7 +21,7 @@ def load_grounder(name: str, device: str | None = None, **options: Any) -> Groun
 
     `device` is where a network backend runs (unless its options name one); lookup backends ignore it.
     """
-    return build("grounder", GROUNDERS, name, device, **options)
+    return GROUNDERS.build(name, device=device, **options)
 
 
 __all__ = ["GROUNDERS", "Grounder", "Grounding", "NoGrounder", "load_grounder"]

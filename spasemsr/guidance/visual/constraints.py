@@ -9,8 +9,6 @@ returned terms with λ_vae and λ_sem.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import Tensor
@@ -18,17 +16,12 @@ from torch import Tensor
 from spasemsr.diffusion.latents import clean_latents
 from spasemsr.guidance.visual.encoders import VisualGuidance
 from spasemsr.guidance.visual.teachers import Teacher
+from spasemsr.registries import DISTANCES
 
 
-def _cosine(prediction: Tensor, target: Tensor) -> Tensor:
+def cosine_distance(prediction: Tensor, target: Tensor) -> Tensor:
+    """1 - cosine similarity over channels, averaged over positions."""
     return (1 - F.cosine_similarity(prediction, target, dim=1)).mean()
-
-
-DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "l1": F.l1_loss,
-    "l2": F.mse_loss,
-    "cosine": _cosine,  # 1 - cosine similarity over channels, averaged over positions
-}
 
 
 def constraint_losses(
@@ -40,9 +33,7 @@ def constraint_losses(
     distance: str = "l1",
 ) -> dict[str, Tensor]:
     """Unweighted ``vae`` and ``sem`` terms; a term is absent when its encoder, head, VAE or teacher is."""
-    if distance not in DISTANCES:
-        raise ValueError(f"unknown constraint distance {distance!r}; valid: {sorted(DISTANCES)}")
-    measure = DISTANCES[distance]
+    measure = DISTANCES.get(distance)
     latent_hw = (hr.shape[-2] // guidance.vae_factor, hr.shape[-1] // guidance.vae_factor)  # the VAE floors
     losses: dict[str, Tensor] = {}
     if guidance.img is not None and guidance.vae_head is not None and vae is not None:

@@ -1,6 +1,6 @@
 """Frozen semantic teachers: the targets of E_sem's constraint, applied to the HR image in training.
 
-Chosen by name from ``TEACHERS`` (``load_teacher(name, path)``); every teacher takes HR (B, 3, H, W)
+Chosen by name from ``spasemsr.registries.TEACHERS`` (``load_teacher(name, path)``); every teacher takes HR (B, 3, H, W)
 in [0, 1], does its own preprocessing, and returns a feature map (B, out_channels, h, w) without
 gradients. ``none`` loads nothing (no semantic constraint).
 
@@ -20,7 +20,6 @@ gradients. ``none`` loads nothing (no semantic constraint).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from torch import Tensor, nn
 from torchvision.models import MobileNetV2, mobilenet_v2
 
 from spasemsr.diffusion.backbone import MissingWeightsError
+from spasemsr.registries import TEACHERS
 from spasemsr.weights import resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -111,11 +111,11 @@ def load_mobilenet_v2(path: str | None = None) -> MobileNetV2:
     return model.eval()
 
 
-def _load_mobilenet_v2_teacher(path: str | None) -> MobileNetV2Teacher:
+def load_mobilenet_v2_teacher(path: str | None) -> MobileNetV2Teacher:
     return MobileNetV2Teacher(load_mobilenet_v2(path))
 
 
-def _load_sam_teacher(path: str | None) -> SamTeacher:
+def load_sam_teacher(path: str | None) -> SamTeacher:
     from transformers import SamVisionModel
 
     what = "a SAM checkpoint in Hugging Face layout (config.json + model.safetensors, e.g. facebook/sam-vit-base)"
@@ -127,19 +127,10 @@ def _load_sam_teacher(path: str | None) -> SamTeacher:
     return SamTeacher(SamVisionModel.from_pretrained(root, local_files_only=True))
 
 
-def _no_teacher(path: str | None) -> None:
+def no_teacher(path: str | None) -> None:
     return None
-
-
-TEACHERS: dict[str, Callable[[str | None], Teacher | None]] = {
-    "mobilenet_v2": _load_mobilenet_v2_teacher,
-    "sam": _load_sam_teacher,
-    "none": _no_teacher,
-}
 
 
 def load_teacher(name: str, path: str | None = None) -> Teacher | None:
     """A frozen teacher by registry name (None for ``none``); ``path`` is a local path or ``package:`` spec."""
-    if name not in TEACHERS:
-        raise ValueError(f"unknown semantic teacher {name!r}; valid: {sorted(TEACHERS)}")
-    return TEACHERS[name](path)
+    return TEACHERS.build(name, path)

@@ -15,23 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from spasemsr.config import to_container
-from spasemsr.guidance.describer.estimator import DegradationEstimator, from_targets, to_targets
-from spasemsr.guidance.describer.template import QUANTITIES, level, summarise
+from spasemsr.guidance.describer.estimator import DegradationEstimator, estimator_metrics, to_targets
+from spasemsr.guidance.describer.template import summarise
 from spasemsr.models.base import TaskModule
-
-
-def estimator_metrics(predicted: Tensor, truth: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Per-quantity MAE (natural units) and bin agreement, plus whole-caption agreement, of (B, 3) outputs."""
-    natural = from_targets(predicted)
-    metrics: dict[str, Tensor] = {}
-    same_caption = torch.ones_like(truth["blur"], dtype=torch.bool)
-    for name in QUANTITIES:
-        same_bin = level(name, natural[name]) == level(name, truth[name])
-        same_caption &= same_bin
-        metrics[f"mae_{name}"] = (natural[name] - truth[name]).abs().mean()
-        metrics[f"bin_agreement_{name}"] = same_bin.float().mean()
-    metrics["caption_agreement"] = same_caption.float().mean()
-    return metrics
 
 
 def _params(batch: dict[str, Any]) -> dict[str, Tensor]:

@@ -8,11 +8,13 @@ is SD-2's CLIP text tower from a local folder. Both load through ``from_pretrain
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, CLIPTextModel, CLIPTokenizer, PreTrainedModel
 
+from spasemsr.registries import TEXT_ENCODERS
 from spasemsr.weights import resolve_weights
 
 
@@ -54,28 +56,27 @@ class TextEncoder(nn.Module):
         return states, tokens.attention_mask.to(device).bool()
 
 
-def _load_minilm(path: str, subfolder: str) -> tuple[Callable, PreTrainedModel]:
+def load_minilm(path: str, subfolder: str) -> tuple[Callable, PreTrainedModel]:
     kwargs = {"local_files_only": True, **({"subfolder": subfolder} if subfolder else {})}
     return AutoTokenizer.from_pretrained(path, **kwargs), AutoModel.from_pretrained(path, **kwargs)
 
 
-def _load_clip(path: str, subfolder: str) -> tuple[Callable, PreTrainedModel]:
+def load_clip(path: str, subfolder: str) -> tuple[Callable, PreTrainedModel]:
     tok_sub = subfolder.replace("text_encoder", "tokenizer") if subfolder else ""
     tok_kwargs = {"local_files_only": True, **({"subfolder": tok_sub} if tok_sub else {})}
     model_kwargs = {"local_files_only": True, **({"subfolder": subfolder} if subfolder else {})}
     return CLIPTokenizer.from_pretrained(path, **tok_kwargs), CLIPTextModel.from_pretrained(path, **model_kwargs)
 
 
-TEXT_ENCODERS: dict[str, Callable[[str, str], tuple[Callable, PreTrainedModel]]] = {
-    "minilm": _load_minilm,
-    "clip": _load_clip,
-}
-
-
 def load_text_encoder(name: str, path: str, max_length: int, subfolder: str = "") -> TextEncoder:
     """Load a frozen text encoder by registry name from a local path (see ``weights.resolve_weights``)."""
-    if name not in TEXT_ENCODERS:
-        raise ValueError(f"unknown text encoder {name!r}; valid: {sorted(TEXT_ENCODERS)}")
+    TEXT_ENCODERS.check(name)
     root = resolve_weights(path, f"the {name} text encoder (tokenizer + model in Hugging Face layout)")
-    tokenizer, model = TEXT_ENCODERS[name](str(root), subfolder)
+    tokenizer, model = TEXT_ENCODERS.build(name, str(root), subfolder)
     return TextEncoder(tokenizer, model, max_length)
+
+
+def text_encoder_for(cfg: Any) -> TextEncoder:
+    """The frozen text encoder a run config names (``profile.text_encoder``), as training and loading build it."""
+    te = cfg.profile.text_encoder
+    return load_text_encoder(te.name, te.path, te.max_length, te.subfolder)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor
 
-from spasemsr.guidance.conditions import Conditions
+from spasemsr.diffusion.conditions import Conditions
+from spasemsr.guidance.denoiser import SpaSemSRNet
 from spasemsr.guidance.describer import Describer
 from spasemsr.guidance.grounding.base import Grounder
-from spasemsr.guidance.network import SpaSemSRNet
 from spasemsr.restore.baselines import Restorer, bicubic_upscale, tiled
 
 

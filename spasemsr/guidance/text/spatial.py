@@ -13,11 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from spasemsr.config.choices import CHOICES
-from spasemsr.guidance.text_encoder import TextEncoder
-
-SPATIAL_MODES = CHOICES["model.text.spatial"]
-BOX_ENCODERS = CHOICES["model.text.box_encoder"]
+from spasemsr.config.choices import BOX_ENCODERS, SPATIAL_MODES
+from spasemsr.guidance.text.encoder import TextEncoder
 
 
 class BoxEncoder(nn.Module):

@@ -13,13 +13,13 @@ from torch import Tensor
 
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.config.tasks import SpaSemSRTask
+from spasemsr.diffusion.conditions import Conditions
 from spasemsr.diffusion.control import ControlledUNet
-from spasemsr.guidance.conditions import Conditions
 from spasemsr.guidance.fusion.attach import ControlNetFusion, UNetGuidance
 from spasemsr.guidance.fusion.context import GuidanceContext
 from spasemsr.guidance.grounding.base import Grounding
-from spasemsr.guidance.spatial_text import SpatialText
-from spasemsr.guidance.text_encoder import TextEncoder
+from spasemsr.guidance.text.encoder import TextEncoder
+from spasemsr.guidance.text.spatial import SpatialText
 from spasemsr.guidance.visual.encoders import VisualGuidance
 
 # Trainable parts (besides the ControlNet itself); saved together as guidance.safetensors on export.
@@ -55,7 +55,7 @@ class SpaSemSRNet(ControlledUNet):
         cond = super().conditions(lr, scale)
         b = lr.shape[0]
         if self.spatial.mode != "none":
-            cond.e_spa, cond.spa_mask = self.spatial(groundings or [Grounding.empty()] * b, self.null_text)
+            cond.e_spa, cond.spa_mask = self.spatial(groundings or [Grounding.empty()] * b, self.prompt_embedding)
         if self.degradation_text:
             cond.e_deg = self.text_encoder(captions if captions is not None else [""] * b)
         if self.visual.enabled:

@@ -1,0 +1,1 @@
+"""Text conditions: the frozen text encoder and the spatial (tags + boxes) text tokens."""

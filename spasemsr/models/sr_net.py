@@ -1,0 +1,49 @@
+"""One builder of the SR network, shared by training (fresh ControlNet) and loading (exported ControlNet).
+
+Each SR task registers its network builder on its ``Task`` (``config/tasks.py``); ``build_sr_net`` looks it
+up, so training, ``upscale``, ``evaluate`` and sweeps build the very same network from a config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers import ControlNetModel
+
+from spasemsr.diffusion.backbone import Backbone, vae_downscale
+from spasemsr.diffusion.control import ControlledUNet, controlnet_from_unet
+from spasemsr.guidance.text.encoder import TextEncoder
+from spasemsr.registries import TASKS
+from spasemsr.utils.registry import import_object
+
+
+def build_sr_net(cfg: Any, backbone: Backbone, text_encoder: TextEncoder, controlnet: ControlNetModel | None = None,
+                 teacher_channels: int = 0) -> ControlledUNet:
+    """The network of SR task ``cfg.model.name`` over the frozen ``backbone``.
+
+    ``controlnet`` None starts a fresh ControlNet from the UNet's encoder (training); an exported one is
+    passed when loading. ``teacher_channels`` sizes SpaSemSR's E_sem head (0 = no semantic constraint).
+    """
+    task = TASKS.get(cfg.model.name)
+    if not task.is_sr:
+        valid = [name for name in TASKS if TASKS.get(name).is_sr]
+        raise ValueError(f"model.name={cfg.model.name!r} is not an SR task; SR tasks: {valid}")
+    if controlnet is None:
+        controlnet = controlnet_from_unet(backbone.unet, list(cfg.profile.control_embedding_channels),
+                                          vae_downscale(backbone.vae))
+    return import_object(task.sr_net)(cfg, backbone, text_encoder, controlnet, teacher_channels)
+
+
+def controlnet_sr_net(cfg: Any, backbone: Backbone, text_encoder: TextEncoder, controlnet: ControlNetModel,
+                      teacher_channels: int = 0) -> ControlledUNet:
+    """The baseline: the ControlNet steers the frozen UNet, whose text condition is the fixed prompt."""
+    return ControlledUNet(backbone.unet, controlnet, text_encoder([cfg.model.prompt]))
+
+
+def spasemsr_net(cfg: Any, backbone: Backbone, text_encoder: TextEncoder, controlnet: ControlNetModel,
+                 teacher_channels: int = 0) -> ControlledUNet:
+    """The full method: the baseline plus every guidance component ``cfg.model`` switches on."""
+    from spasemsr.guidance.denoiser import SpaSemSRNet
+
+    return SpaSemSRNet(backbone.unet, controlnet, text_encoder, cfg.model, cfg.data.scale,
+                       vae_downscale(backbone.vae), teacher_channels)
