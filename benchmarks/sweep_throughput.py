@@ -38,6 +38,7 @@ from benchmarks.common import (
     setup,
     write_json,
 )
+from spasemsr.config.knobs import NEUTRAL_KNOBS
 
 if TYPE_CHECKING:
     from spasemsr.config.schema import SamplerConfig
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from spasemsr.sweep.spec import SweepSpec
 
 TARGET = 1.1
-NEUTRAL = {"w_spa": 1.0, "w_deg": 1.0, "w_sem": 1.0, "control_scale": 1.0, "cfg_scale": 1.0, "start_t": 1.0}
 STAGES = {  # (file suffix, function) -> label, for the cProfile breakdown of one trial
     ("spasemsr/pipeline.py", "prepare"): "prepare (conditions)",
     ("spasemsr/pipeline.py", "sample"): "sample (whole)",
@@ -67,7 +67,7 @@ def fixed_params(spec: SweepSpec, steps: int) -> dict[str, object]:
         elif name == "steps":
             value = steps
         else:
-            value = NEUTRAL.get(name, dim.high)
+            value = NEUTRAL_KNOBS.get(name, dim.high)
         params[name] = value
     return params
 
@@ -101,7 +101,7 @@ def stage_seconds(call: Callable[[], object]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     """Set the sweep up, time trials against plain passes, profile a trial, print and write the JSON."""
-    from spasemsr.evaluation.runner import knob_overrides
+    from spasemsr.config.knobs import knob_overrides
     from spasemsr.sweep.objective import SweepObjective
     from spasemsr.sweep.spec import load_sweep_spec
 

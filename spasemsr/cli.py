@@ -57,8 +57,9 @@ def _upscale(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from spasemsr.config.knobs import parse_knobs
     from spasemsr.evaluation.datasets import load_eval_set
-    from spasemsr.evaluation.runner import evaluate, parse_knobs
+    from spasemsr.evaluation.runner import evaluate
 
     if args.ckpt and args.method:
         print("spasemsr evaluate: give --ckpt EXPORT or --method bicubic|drm:PATH, not both", file=sys.stderr)
@@ -176,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tile-overlap", type=int, default=64, help="HR pixels shared by neighbouring tiles")
     up.set_defaults(func=_upscale)
 
-    ev = verbs.add_parser("evaluate", help="score a method on a set under the declared protocol (DESIGN.md §5)")
+    from spasemsr.config.knobs import knob_help
+
+    ev = verbs.add_parser("evaluate", help="score a method on a set under the declared protocol (DESIGN.md §5)",
+                          epilog="knobs (name=value):\n" + knob_help(),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     data = ev.add_mutually_exclusive_group(required=True)
     data.add_argument("--data", help="kodak5 (bundled) or hr_folder:DIR (HR-only, LR made with --degrade)")
     data.add_argument("--hr", help="HR folder of real pairs (with --lr)")

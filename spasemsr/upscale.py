@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from spasemsr.config.knobs import knob_overrides
 from spasemsr.data.images import (
     IMAGE_EXTENSIONS,
     ImageError,
@@ -30,7 +31,6 @@ from spasemsr.data.images import (
     write_image,
 )
 from spasemsr.data.resize import bicubic_up
-from spasemsr.evaluation.runner import knob_overrides
 from spasemsr.loading import load_pipeline
 from spasemsr.pipeline import sampler_settings
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from spasemsr.config.schema import SamplerConfig
+from spasemsr.config.knobs import GUIDANCE_KNOBS, NEUTRAL_KNOBS, SamplerConfig
 from spasemsr.config.tasks import SpaSemSRTask
 from spasemsr.diffusion.backbone import load_backbone
 from spasemsr.diffusion.control import ControlledUNet, controlnet_from_unet
@@ -81,7 +81,6 @@ def test_each_weight_knob_gates_exactly_its_module(prior_dir, minilm, knob, modu
     _wake(net.unet_guidance)
     _wake(net.spatial)
     default = _eps(net)
-    assert torch.equal(_eps(net, replace(NEUTRAL, **{knob: 1.0})), default)  # neutral value = un-knobbed
     off, doubled = _eps(net, replace(NEUTRAL, **{knob: 0.0})), _eps(net, replace(NEUTRAL, **{knob: 2.0}))
     assert not torch.allclose(off, default) and not torch.allclose(doubled, default)
     _wake(net.get_submodule(module), seed=3)  # change only that module's weights
@@ -93,7 +92,6 @@ def test_control_scale_moves_the_output(prior_dir, minilm):
     net, _ = _net(prior_dir, minilm)
     _wake(net.controlnet.controlnet_down_blocks)
     default = _eps(net)
-    assert torch.equal(_eps(net, replace(NEUTRAL, control_scale=1.0)), default)
     assert not torch.allclose(_eps(net, replace(NEUTRAL, control_scale=0.5)), default)
 
 
@@ -162,8 +160,8 @@ def test_boxes_matter_only_with_the_box_encoder(prior_dir, minilm):
         assert (not torch.allclose(_eps(net, groundings=moved), _eps(net))) == matters, spatial
 
 
-def test_pipeline_knobs_neutral_is_default_and_each_moves_the_output(prior_dir, minilm):
-    from spasemsr.diffusion.backbone import load_backbone
+def _knobbed_pipeline(prior_dir, minilm):
+    """A SpaSemSR pipeline with every guidance module and the ControlNet woken, conditions from fixed groundings."""
     from spasemsr.pipeline import SRPipeline
 
     net, _ = _net(prior_dir, minilm)
@@ -172,21 +170,75 @@ def test_pipeline_knobs_neutral_is_default_and_each_moves_the_output(prior_dir, 
         _wake(module)
     backbone = load_backbone(prior_dir).freeze()
     backbone.unet = net.unet  # the guided UNet
+    return net, SRPipeline(backbone, net, 4, replace(NEUTRAL, steps=2),
+                           lambda x, *_: net.conditions(x, 4, GROUNDINGS[:1], CAPTIONS[:1]))
+
+
+def _bypass(knob: str, net, monkeypatch) -> None:
+    """Take the code implementing ``knob`` out of the forward pass, leaving the un-knobbed model."""
+    from spasemsr.diffusion.conditions import Conditions
+    from spasemsr.diffusion.samplers import SchedulerSampler
+    from spasemsr.guidance.fusion.context import GuidanceContext
+
+    if knob in GUIDANCE_KNOBS:  # the injected attention's residual is added unscaled and always computed
+        weighted, off = GuidanceContext.weighted, GuidanceContext.off
+        monkeypatch.setattr(GuidanceContext, "weighted", lambda self, k, r: r if k == knob else weighted(self, k, r))
+        monkeypatch.setattr(GuidanceContext, "off", lambda self, k: False if k == knob else off(self, k))
+    elif knob == "control_scale":  # diffusers' ControlNet called without a conditioning scale
+        forward = net.controlnet.forward
+        monkeypatch.setattr(net.controlnet, "forward", lambda *a, conditioning_scale=None, **k: forward(*a, **k))
+    elif knob == "cfg_scale":  # no unconditional branch may be built
+        def no_cfg(*args, **kwargs):
+            raise AssertionError("classifier-free guidance code ran")
+        monkeypatch.setattr(Conditions, "unconditional", no_cfg)
+    elif knob == "start_t":  # the scheduler's whole schedule, untruncated
+        def whole(self, start_t, device):
+            self.scheduler.set_timesteps(self.steps, device=device)
+            return self.scheduler.timesteps
+        monkeypatch.setattr(SchedulerSampler, "timesteps", whole)
+    elif knob == "color_fix":
+        monkeypatch.setattr("spasemsr.pipeline.color_fix", lambda sr, lr, mode: sr)
+    elif knob == "backproject":
+        monkeypatch.setattr("spasemsr.pipeline.back_project", lambda sr, lr, scale, iterations: sr)
+    else:
+        raise AssertionError(f"no bypass for neutral knob {knob}: add one")
+
+
+MOVED = {"w_spa": 0.5, "w_deg": 0.0, "w_sem": 2.0, "control_scale": 0.5, "cfg_scale": 3.0, "start_t": 0.5,
+         "color_fix": "adain", "backproject": 2}
+
+
+@pytest.mark.parametrize("knob", list(NEUTRAL_KNOBS))
+def test_each_neutral_knob_at_its_default_is_the_model_without_its_code(prior_dir, minilm, monkeypatch, knob):
+    """Bit for bit: the knob at its neutral default = the same net with the knob's code bypassed; and the bypass
+    is where the knob acts (a moved value changes the output, and with the bypass no longer does)."""
+    net, pipeline = _knobbed_pipeline(prior_dir, minilm)
     lr = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
-    pipeline = SRPipeline(backbone, net, 4, replace(NEUTRAL, steps=2),
-                          lambda x, *_: net.conditions(x, 4, GROUNDINGS[:1], CAPTIONS[:1]))
 
     def run(**knobs):
         return pipeline(lr, torch.Generator().manual_seed(0), replace(pipeline.sampler, **knobs))
 
+    knobbed = run()
+    moved = run(**{knob: MOVED[knob]})
+    assert not torch.allclose(moved, knobbed, atol=1e-4)
+    with monkeypatch.context() as patch:
+        _bypass(knob, net, patch)
+        bypassed = run()
+        if knob != "cfg_scale":  # a moved cfg_scale must reach the (now refusing) guidance code
+            assert torch.equal(run(**{knob: MOVED[knob]}), bypassed)
+        else:
+            with pytest.raises(AssertionError, match="guidance code ran"):
+                run(cfg_scale=MOVED[knob])
+    assert torch.equal(knobbed, bypassed)
+
+
+def test_the_other_pipeline_settings_move_the_output(prior_dir, minilm):
+    _, pipeline = _knobbed_pipeline(prior_dir, minilm)
+    lr = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     default = pipeline(lr, torch.Generator().manual_seed(0))
-    neutral = run(w_spa=1.0, w_deg=1.0, w_sem=1.0, control_scale=1.0, cfg_scale=1.0, start_t=1.0, color_fix="none",
-                  backproject=0, tile_size=0)
-    assert torch.equal(neutral, default)
-    for knobs in ({"cfg_scale": 3.0}, {"steps": 3}, {"start_t": 0.5}, {"color_fix": "adain"},
-                  {"color_fix": "wavelet"}, {"w_spa": 0.0}, {"w_deg": 0.0}, {"w_sem": 0.0}, {"control_scale": 0.0},
-                  {"backproject": 2}, {"tile_size": 16, "tile_overlap": 8}):
-        assert not torch.allclose(run(**knobs), default, atol=1e-4), knobs
+    for knobs in ({"steps": 3}, {"color_fix": "wavelet"}, {"tile_size": 16, "tile_overlap": 8}, {"name": "unipc"}):
+        assert not torch.allclose(pipeline(lr, torch.Generator().manual_seed(0), replace(pipeline.sampler, **knobs)),
+                                  default, atol=1e-4), knobs
 
 
 def test_a_toy_fusion_mode_is_added_by_registration_alone(prior_dir, minilm):

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from spasemsr.config.knobs import SamplerConfig
 from spasemsr.data.degradation import DegradationConfig
+
+__all__ = ["Config", "SamplerConfig"]
 
 
 @dataclass
@@ -62,29 +65,6 @@ class DataConfig:
     repeat: int = 1
     val_images: int = 4
     val_seed: int = 1234
-
-
-@dataclass
-class SamplerConfig:
-    """Inference settings and the inference-time knobs, shared by previews, upscale, evaluate and sweeps.
-
-    Every knob at its default (neutral) value reproduces the un-knobbed model exactly.
-    """
-
-    name: str = "ddim"
-    steps: int = 20
-    eta: float = 0.0
-    seed: int = 0
-    w_spa: float = 1.0  # scale of SpaTextAttn outputs in the UNet (0 = spatial text off)
-    w_deg: float = 1.0  # scale of the degradation-text branch in the ControlNet
-    w_sem: float = 1.0  # scale of SemImgAttn outputs in the UNet decoder
-    control_scale: float = 1.0  # scale of ControlNet residuals
-    cfg_scale: float = 1.0  # classifier-free guidance on the text conditions (1 = off)
-    start_t: float = 1.0  # fraction of the schedule to start from (the LR latent noised to it); < 1 keeps more LR
-    color_fix: str = "none"  # none | adain | wavelet
-    backproject: int = 0  # iterations of LR back-projection after decoding (0 = off); see diffusion/consistency.py
-    tile_size: int = 0  # HR pixels per tile side for tiled sampling and VAE (0 = whole image); diffusion/tiling.py
-    tile_overlap: int = 64  # HR pixels neighbouring tiles share (used when tile_size > 0)
 
 
 @dataclass

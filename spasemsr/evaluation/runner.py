@@ -15,7 +15,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from torch import Tensor
 
 from spasemsr.config import config_hash
-from spasemsr.config.schema import SamplerConfig
+from spasemsr.config.knobs import knob_overrides
 from spasemsr.data.images import read_image, write_image
 from spasemsr.evaluation.datasets import EvalSet
 from spasemsr.metrics.registry import METRICS, available, compute, usable
@@ -32,10 +32,6 @@ from spasemsr.utils.atomic import atomic_path, atomic_write_text
 
 DEFAULT_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "lr_consistency", "niqe", "piqe",
                    "lpips", "dists", "musiq", "maniqa", "clipiqa", "pi")
-KNOBS = tuple(f.name for f in fields(SamplerConfig) if f.name != "seed")
-"""SamplerConfig fields settable as knob=value (the seed has its own argument)."""
-
-
 @dataclass(frozen=True)
 class Method:
     """An SR method ready to run, and what the record says about it."""
@@ -44,33 +40,6 @@ class Method:
     ckpt: str
     config: str | None
     knobs: dict | None
-
-
-def knob_overrides(knobs: Mapping[str, object]) -> dict[str, object]:
-    """Knob values checked against SamplerConfig and converted to its field types (strings from the CLI)."""
-    defaults = SamplerConfig()
-    converted = {}
-    for name, value in knobs.items():
-        if name not in KNOBS:
-            hint = "; set the seed with --seed" if name == "seed" else ""
-            raise ValueError(f"unknown knob {name!r}{hint}; valid knobs: {', '.join(KNOBS)}")
-        kind = type(getattr(defaults, name))
-        try:
-            converted[name] = kind(value)
-        except ValueError as err:
-            raise ValueError(f"knob {name} expects a {kind.__name__}, got {value!r}") from err
-    return converted
-
-
-def parse_knobs(items: Sequence[str]) -> dict[str, object]:
-    """``["w_spa=0.5", "color_fix=wavelet"]`` → checked overrides."""
-    pairs = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"expected knob=value, got {item!r}; valid knobs: {', '.join(KNOBS)}")
-        pairs[name.strip()] = value.strip()
-    return knob_overrides(pairs)
 
 
 def weights_sha256(folder: Path) -> str:

@@ -11,10 +11,9 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
-from spasemsr.config.schema import SamplerConfig
+from spasemsr.config.knobs import NEUTRAL_KNOBS
 from spasemsr.metrics.registry import METRICS, lower_better
 from spasemsr.utils.atomic import atomic_path, atomic_write_text
 
@@ -88,8 +87,7 @@ def _knob_note(knobs: dict | None) -> str:
     """Steps plus the knobs that differ from their neutral values, e.g. ', knobs steps=20 backproject=3'."""
     if not knobs:
         return ""
-    neutral = asdict(SamplerConfig())
-    moved = [f"{k}={v}" for k, v in knobs.items() if k == "steps" or (k in neutral and k != "seed" and v != neutral[k])]
+    moved = [f"{k}={v}" for k, v in knobs.items() if k == "steps" or (k in NEUTRAL_KNOBS and v != NEUTRAL_KNOBS[k])]
     return ", knobs " + " ".join(moved)
 
 

@@ -65,7 +65,7 @@ class SpaSemSRNet(ControlledUNet):
 
     def eps(self, latents: Tensor, timesteps: Tensor, cond: Conditions, knobs: SamplerConfig) -> Tensor:
         with self.context.active(e_spa=cond.e_spa, spa_mask=cond.spa_mask, e_deg=cond.e_deg, c_img=cond.c_img,
-                                 w_spa=knobs.w_spa, w_deg=knobs.w_deg, w_sem=knobs.w_sem):
+                                 knobs=knobs):
             return super().eps(latents, timesteps, cond, knobs)
 
     def guidance_state(self) -> dict[str, Tensor]:

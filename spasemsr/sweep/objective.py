@@ -17,7 +17,8 @@ import optuna
 import torch
 
 from spasemsr.config.compose import ConfigError
-from spasemsr.evaluation.runner import DEFAULT_METRICS, knob_overrides, write_hparams
+from spasemsr.config.knobs import KNOBS, knob_overrides
+from spasemsr.evaluation.runner import DEFAULT_METRICS, write_hparams
 from spasemsr.metrics.registry import compute, lower_better, usable
 from spasemsr.sweep.spec import Dimension, SweepSpec
 
@@ -46,10 +47,10 @@ def directions(metrics: tuple[str, ...]) -> list[str]:
 
 
 def suggest(trial: optuna.Trial, name: str, dim: Dimension) -> object:
-    """One knob value; integer knobs (``steps``, ``backproject``) get integer ranges."""
+    """One knob value; integer knobs (by their type in the knob table) get integer ranges."""
     if dim.choices:
         return trial.suggest_categorical(name, list(dim.choices))
-    if name in ("steps", "backproject"):
+    if KNOBS[name].kind is int:
         return trial.suggest_int(name, int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log)
     return trial.suggest_float(name, dim.low, dim.high, step=dim.step, log=dim.log)
 

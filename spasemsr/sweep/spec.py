@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from spasemsr.config.compose import ConfigError, typed_merge
-from spasemsr.evaluation.runner import KNOBS as EVAL_KNOBS
+from spasemsr.config.knobs import KNOBS
 from spasemsr.evaluation.spec import EvalSpec
 
 SAMPLERS = ("nsga2", "tpe", "random")
@@ -65,10 +65,6 @@ class SweepSpec:
     hv_reference: list[float] = field(default_factory=lambda: [10.0, 20.0])  # worst (fidelity, perception) counted
 
 
-KNOBS = tuple(name for name in EVAL_KNOBS if name != "name")
-"""Searchable knobs: the evaluation knobs less the sampler's name."""
-
-
 def load_sweep_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file."""
     path = Path(path)
@@ -87,4 +83,11 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
             raise ConfigError(f"{path}: space.{name} needs either low and high, or choices (not both)")
         if ranged and dim.low > dim.high:
             raise ConfigError(f"{path}: space.{name} has low {dim.low} > high {dim.high}")
+        if ranged and KNOBS[name].choices is not None:
+            raise ConfigError(f"{path}: space.{name} is categorical: give choices from {list(KNOBS[name].choices)}")
+        for value in (dim.choices or [dim.low, dim.high]):
+            try:
+                KNOBS[name].convert(value)
+            except ValueError as err:
+                raise ConfigError(f"{path}: space.{name}: {err}") from None
     return spec

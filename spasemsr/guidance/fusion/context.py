@@ -15,6 +15,8 @@ from typing import Any
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from spasemsr.config.knobs import SamplerConfig
+
 
 @dataclass
 class GuidanceContext:
@@ -25,9 +27,15 @@ class GuidanceContext:
     e_deg: Tensor | None = None  # (B, L_deg, D) degradation-aware text tokens
     c_img: Tensor | None = None  # (B, C, h, w) visual guidance features at latent resolution
     control_features: dict[int, Tensor] = field(default_factory=dict)  # level -> ControlNet features
-    w_spa: float = 1.0
-    w_deg: float = 1.0
-    w_sem: float = 1.0
+    knobs: SamplerConfig = field(default_factory=SamplerConfig)  # the call's knobs (its GUIDANCE_KNOBS apply here)
+
+    def weighted(self, knob: str, residual: Tensor) -> Tensor:
+        """``residual`` scaled by guidance knob ``knob``: the one place the injected attentions apply a knob."""
+        return getattr(self.knobs, knob) * residual
+
+    def off(self, knob: str) -> bool:
+        """Whether guidance knob ``knob`` is 0 (its module is skipped, saving its compute)."""
+        return getattr(self.knobs, knob) == 0
 
     @contextmanager
     def active(self, **values: object) -> Iterator[GuidanceContext]:

@@ -51,9 +51,9 @@ class ControlNetCrossAttnProcessor:
         text = ctx.e_spa if ctx.e_spa is not None else encoder_hidden_states
         mask = additive_mask(ctx.spa_mask, hidden_states.dtype) if ctx.e_spa is not None else attention_mask
         h_spa = self.base(attn, hidden_states, text, mask)
-        if self.branch is None or ctx.e_deg is None or ctx.w_deg == 0:
+        if self.branch is None or ctx.e_deg is None or ctx.off("w_deg"):
             return h_spa
-        return h_spa + ctx.w_deg * self.branch(hidden_states, h_spa, ctx.e_deg)
+        return h_spa + ctx.weighted("w_deg", self.branch(hidden_states, h_spa, ctx.e_deg))
 
 
 class UNetCrossAttnProcessor:
@@ -71,10 +71,10 @@ class UNetCrossAttnProcessor:
                  attention_mask: Tensor | None = None, **kwargs: object) -> Tensor:
         ctx = self.context
         out = self.base(attn, hidden_states, encoder_hidden_states, attention_mask)
-        if self.spa_text is not None and ctx.e_spa is not None and ctx.w_spa != 0:
-            out = out + ctx.w_spa * self.spa_text(hidden_states, ctx.e_spa, ctx.spa_mask)
+        if self.spa_text is not None and ctx.e_spa is not None and not ctx.off("w_spa"):
+            out = out + ctx.weighted("w_spa", self.spa_text(hidden_states, ctx.e_spa, ctx.spa_mask))
         features = ctx.control_features.get(self.level)
-        if self.sem_img is not None and features is not None and ctx.w_sem != 0:
+        if self.sem_img is not None and features is not None and not ctx.off("w_sem"):
             tokens = features.flatten(2).transpose(1, 2)
-            out = out + ctx.w_sem * self.sem_img(hidden_states, tokens)
+            out = out + ctx.weighted("w_sem", self.sem_img(hidden_states, tokens))
         return out
