@@ -47,7 +47,7 @@ lint: install  ## ruff only
 	$(BIN)/ruff check spasemsr tests benchmarks
 
 weights-tiny: install  ## train every tiny component in order (resumable) and ship them to weights/tiny/
-	$(BIN)/python -m spasemsr.training.ship
+	$(BIN)/python -m spasemsr.weights.build_tiny
 
 eval: install  ## kodak5 table (bicubic, DRM, ControlNet-SR, SpaSemSR; Real-ESRGAN and bicubic LR) -> experiments/results
 	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS)) \

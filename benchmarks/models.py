@@ -21,9 +21,10 @@ from torch import Tensor, nn
 from spasemsr.diffusion.control import ControlledUNet
 from spasemsr.diffusion.sd2 import SD2_SCHEDULE, SD2_TEXT, SD2_UNET, SD2_VAE
 from spasemsr.pipeline import SRPipeline
+from spasemsr.weights.table import default_path
 
-TINY_SPASEMSR = "weights/tiny/spasemsr"
-TINY_CONTROLNET_SR = "weights/tiny/controlnet_sr"
+TINY_SPASEMSR = default_path("tiny_spasemsr")
+TINY_CONTROLNET_SR = default_path("tiny_controlnet_sr")
 
 SD2_CONTROL_CHANNELS = [16, 32, 96, 256]  # configs/profile/sd2.yaml
 SAM_CHANNELS = 256  # the sd2 teacher's feature width (sizes only the training-time projection head)
@@ -54,7 +55,7 @@ def shared_copy(module: nn.Module) -> nn.Module:
 
 def tiny_pipelines(device: torch.device) -> tuple[SRPipeline, SRPipeline]:
     """The shipped tiny SpaSemSR and the shipped ControlNet-SR baseline (same prior, same ControlNet shape)."""
-    from spasemsr.loading import load_pipeline
+    from spasemsr.weights.exports import load_pipeline
 
     return load_pipeline(TINY_SPASEMSR, device), load_pipeline(TINY_CONTROLNET_SR, device)
 
@@ -68,7 +69,7 @@ def sd2_pipeline(tiny: SRPipeline, device: torch.device, seed: int = 0) -> tuple
     from spasemsr.diffusion.control import controlnet_from_unet
     from spasemsr.guidance.denoiser import SpaSemSRNet
     from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
-    from spasemsr.loading import read_export
+    from spasemsr.weights.exports import read_export
 
     torch.manual_seed(seed)
     task = OmegaConf.to_object(read_export(TINY_SPASEMSR).model)

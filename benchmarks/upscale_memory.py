@@ -28,13 +28,14 @@ from benchmarks.common import (
     synchronize,
     write_json,
 )
+from spasemsr.weights.table import default_path
 
-MODEL = "weights/tiny/spasemsr"
+MODEL = default_path("tiny_spasemsr")
 
 
 def child(size: int, tile: int, steps: int, device: torch.device) -> dict:
     """One case, in this (fresh) interpreter: load, upscale once, report time and peak memory."""
-    from spasemsr.loading import load_pipeline
+    from spasemsr.weights.exports import load_pipeline
 
     pipeline = load_pipeline(MODEL, device=device)
     lr = photo_lr(size // pipeline.scale, device)

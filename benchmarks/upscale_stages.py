@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import add_common_args, environment, peak_rss_mib, print_table, setup, synchronize, write_json
+from spasemsr.weights.table import default_path
 
-MODEL = "weights/tiny/spasemsr"
+MODEL = default_path("tiny_spasemsr")
 
 
 def _photo(width: int, height: int, device: torch.device) -> torch.Tensor:
@@ -63,7 +64,7 @@ def measure(lr_size: tuple[int, int], tile: int, steps: int, device: torch.devic
     ``grounding_side`` overrides the model's (0: the grounder sees the full-size DRM output, as before #15).
     """
     import spasemsr.pipeline as pipeline_module
-    from spasemsr.loading import load_pipeline
+    from spasemsr.weights.exports import load_pipeline
 
     pipeline = load_pipeline(MODEL, device=device)
     timer = StageTimer(device)

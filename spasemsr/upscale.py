@@ -31,8 +31,8 @@ from spasemsr.data.images import (
     write_image,
 )
 from spasemsr.data.resize import bicubic_up
-from spasemsr.loading import load_pipeline
 from spasemsr.pipeline import sampler_settings
+from spasemsr.weights.exports import load_pipeline
 
 OUTPUT_FORMATS = ("png", "jpg", "webp", "tif")
 

@@ -22,7 +22,7 @@ def test_half_precision_sampling_on_cuda_stays_close_to_fp32():
     from spasemsr.data.images import read_image
     from spasemsr.data.resize import bicubic_down
     from spasemsr.data.samples import sample_paths
-    from spasemsr.loading import load_pipeline
+    from spasemsr.weights.exports import load_pipeline
 
     pipeline = load_pipeline("weights/tiny/spasemsr", CUDA)
     hr = read_image(sample_paths("kodak5")[0])[None, :, :128, :128].to(CUDA)

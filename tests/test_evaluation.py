@@ -180,6 +180,20 @@ def test_doctor_reports_and_exits_zero(capsys):
     assert main(["doctor"]) == 0
     text = capsys.readouterr().out
     assert "niqe" in text and "minilm" in text and "profile.backbone_path" in text
+    from spasemsr.weights.table import WEIGHTS
+
+    rows = {line.split()[1]: line.split()[2] for line in text.splitlines() if line.startswith("weights ")}
+    assert rows == {name: "ok" if row.default else "configure" for name, row in WEIGHTS.items()}
+
+
+def test_the_weights_table_resolves_shipped_paths_and_says_what_belongs_where(tmp_path):
+    from spasemsr.weights.table import WEIGHTS
+
+    assert WEIGHTS["tiny_drm"].resolve().name == "drm"  # the folder holding config.json, not its export
+    with pytest.raises(FileNotFoundError, match=r"has no config.json; it should hold the tiny DRM .*make weights-tiny"):
+        WEIGHTS["tiny_drm"].resolve(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"sam: no path given; it should hold a SAM checkpoint"):
+        WEIGHTS["sam"].resolve()
 
 
 def test_a_file_with_a_good_header_and_a_broken_body_stops_the_run_before_it_starts(pairs, tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ def test_vae_then_prior_then_backbone(tmp_path):
     root = f"run.root={tmp_path}"
     vae = train(load_config(REPO / "configs" / "tiny_vae.yaml", [root, "data.crop_size=32", *FAST]))
     prior = train(load_config(REPO / "configs" / "tiny_prior.yaml", [root, "data.crop_size=64",
-                                                                       f"model.vae_path={vae}", *FAST]))
+                                                                       f"model.vae_path={vae / 'vae'}", *FAST]))
     backbone = load_backbone(prior)
     scaling = backbone.vae.config.scaling_factor
     assert scaling != 1.0 and 0.01 < scaling < 100  # set from the latents, not left at the default

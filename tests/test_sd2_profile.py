@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from spasemsr.config import load_config
-from spasemsr.loading import load_pipeline
 from spasemsr.training.run import train
+from spasemsr.weights.exports import load_pipeline
 from tests.conftest import REPO
 from tests.tiny_models import write_owlv2, write_sam, write_sd2_shaped
 

@@ -9,9 +9,9 @@ import torch
 
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.data.images import read_image, write_image
-from spasemsr.loading import load_pipeline
 from spasemsr.models.spasemsr import SpaSemSRModule
 from spasemsr.training.run import train
+from spasemsr.weights.exports import load_pipeline
 from tests.conftest import fast_config, overfit
 
 

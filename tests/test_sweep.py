@@ -255,7 +255,7 @@ def test_a_sweep_on_images_too_small_for_its_objective_is_refused_before_the_mod
     path = sweep_file(tmp_path, **{"eval.crop": 64, "perception": ["niqe"]})  # 64x64 SR, 16x16 LR
     storage = f"sqlite:///{tmp_path / 'small.db'}"
     with monkeypatch.context() as patch:
-        patch.setattr("spasemsr.loading.load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
+        patch.setattr("spasemsr.weights.exports.load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
         with pytest.raises(ConfigError, match="niqe: needs SR images of at least 96 pixels a side at x4, the "
                                               "smallest here is 64x64"):
             run_worker(str(path), storage, "small", 1)

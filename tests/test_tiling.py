@@ -41,7 +41,7 @@ def test_blending_is_exact_for_consistent_tiles():
 
 @pytest.fixture(scope="module")
 def shipped():
-    from spasemsr.loading import load_pipeline
+    from spasemsr.weights.exports import load_pipeline
 
     pipeline = load_pipeline(SHIPPED)
     image = next(iter(bundled_set("kodak5", "realesrgan").head(1, 256)))

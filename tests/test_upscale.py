@@ -241,7 +241,7 @@ def test_user_errors_are_one_line_and_exit_2_for_every_verb(tmp_path, capsys):
 
 
 def test_conditioning_reports_its_stages_and_grounds_a_large_photo_at_a_bounded_size():
-    from spasemsr.loading import load_pipeline
+    from spasemsr.weights.exports import load_pipeline
 
     pipeline = load_pipeline("weights/tiny/spasemsr")
     conditioner = pipeline.conditioner

@@ -25,7 +25,7 @@ class PriorTask:
     name: str = "prior"
     lr: float = 2e-4
     caption_dropout: float = 0.1
-    vae_path: str = ""  # export folder of a ``vae`` run (holds ``vae/``)
+    vae_path: str = ""  # the VAE folder (its config.json; weights table: tiny_vae), e.g. <vae run>/export/vae
 
 
 @dataclass
@@ -83,7 +83,7 @@ class SpaSemSRTask:
     text: TextGuidance = field(default_factory=TextGuidance)
     visual: VisualGuidanceTask = field(default_factory=VisualGuidanceTask)
     fusion: str = "spasem"  # spasem | sum | concat
-    drm_path: str = ""  # export folder of a drm run; "" grounds the bicubic-upsampled LR instead
+    drm_path: str = ""  # the DRM folder (its config.json; weights table: tiny_drm); "" grounds the bicubic LR
     cond_dropout: float = 0.1  # drop text conditions in training so classifier-free guidance works
 
 

@@ -74,8 +74,8 @@ def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int,
             return Method(load_restorer("bicubic", None, scale, device), "bicubic", None, None)
         path = Path(method.removeprefix("drm:"))
         return Method(load_restorer("drm", path, scale, device), weights_sha256(path), export_config_hash(path), None)
-    from spasemsr.loading import load_pipeline
     from spasemsr.pipeline import sampler_settings
+    from spasemsr.weights.exports import load_pipeline
 
     export = Path(method)
     pipeline = load_pipeline(export, device=device)

@@ -17,7 +17,7 @@ from pathlib import Path
 from spasemsr.evaluation.datasets import LR_RECIPES, EvalSet, bundled_set
 from spasemsr.evaluation.runner import evaluate
 from spasemsr.evaluation.table import write_tables
-from spasemsr.training.ship import SHIPPED
+from spasemsr.weights.table import TINY
 
 RAW = {"color_fix": "none", "backproject": 0}
 """Knobs of the bare model: its sample as decoded, without colour fix or back-projection (sampler=raw)."""
@@ -55,7 +55,7 @@ def kodak5_sets() -> dict[str, EvalSet]:
     return {f"kodak5_{lr}": bundled_set("kodak5", lr) for lr in LR_RECIPES}
 
 
-def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = SHIPPED,
+def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = TINY,
               sets: dict[str, EvalSet] | None = None, device: str = "cpu",
               rescore: bool = False) -> dict[str, list[dict]]:
     """Evaluate every method whose weights exist on every set; write the tables; return the rows per set."""
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="experiments/results", help="folder for the tables and per-run results")
     parser.add_argument("--steps", type=int, help="sampler steps of the diffusion models (default: their config)")
-    parser.add_argument("--weights", default=str(SHIPPED), help="the shipped weights folder")
+    parser.add_argument("--weights", default=str(TINY), help="the shipped weights folder")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rescore", action="store_true", help="score the saved SR images again (no sampling)")
     args = parser.parse_args(argv)

@@ -29,8 +29,8 @@ from spasemsr.evaluation.suite import METHODS, RAW, SuiteMethod, run_suite
 from spasemsr.figures.inputs import FIGURE_DATA_DIR, FRONT, SWEEP, read_json
 from spasemsr.metrics.color import quantize_8bit
 from spasemsr.metrics.registry import compute
-from spasemsr.training.ship import SHIPPED
 from spasemsr.utils.atomic import atomic_write_text
+from spasemsr.weights.table import TINY
 
 IMAGE = "kodim08"  # houses: roof tiles, shutters and window frames show texture and edges side by side
 SEED = 0
@@ -91,7 +91,7 @@ def export_trials(results: Path) -> Path:
     return path
 
 
-def reference_points(results: Path, experiment: str | Path, weights: Path = SHIPPED, device: str = "cpu") -> Path:
+def reference_points(results: Path, experiment: str | Path, weights: Path = TINY, device: str = "cpu") -> Path:
     """Every kodak5 suite method scored on the sweep's evaluation set and seed, means into pd_reference.json."""
     from spasemsr.sweep.spec import load_sweep_spec
 
@@ -121,7 +121,7 @@ def knob_grid(results: Path, model: str | Path, device: str = "cpu") -> Path:
     Raw (no colour fix, no back-projection) because that is the sampler the PD sweep varies these knobs
     under, and because both corrections pull every sample towards the LR and hide most of the change.
     """
-    from spasemsr.loading import load_pipeline
+    from spasemsr.weights.exports import load_pipeline
 
     model = Path(model)
     pipeline = load_pipeline(model, device=device)
@@ -173,7 +173,7 @@ def _suite_sr(entry: SuiteMethod, results: Path, image: EvalImage, weights: Path
                                "knobs": runner.knobs}
 
 
-def comparison(results: Path, weights: Path = SHIPPED, device: str = "cpu") -> Path:
+def comparison(results: Path, weights: Path = TINY, device: str = "cpu") -> Path:
     """``COMPARE_BOX`` of ``IMAGE`` from LR, each shipped method and HR, with each full image's scores."""
     image = _image(IMAGE)
     folder = results / FIGURE_DATA_DIR / "comparison"
@@ -193,7 +193,7 @@ def comparison(results: Path, weights: Path = SHIPPED, device: str = "cpu") -> P
     return _write_json(results / FIGURE_DATA_DIR / "comparison.json", record)
 
 
-def collect(results: str | Path, experiment: str | Path = "experiments/pd_sweep.yaml", weights: str | Path = SHIPPED,
+def collect(results: str | Path, experiment: str | Path = "experiments/pd_sweep.yaml", weights: str | Path = TINY,
             device: str = "cpu") -> list[Path]:
     """Every figure-data file, in order of cost; returns their paths."""
     from spasemsr.sweep.spec import load_sweep_spec

@@ -56,8 +56,10 @@ def drm_restorer(path: str | Path | None, scale: int, device: str) -> Restorer:
     from spasemsr.restore.drm import RRDBNet
 
     if path is None or not (Path(path) / "config.json").is_file():
+        inner = path is not None and (Path(path) / "drm" / "config.json").is_file()
+        hint = f" (the DRM folder is {Path(path) / 'drm'}: paths name the folder holding config.json)" if inner else ""
         raise FileNotFoundError(
-            f"restorer 'drm' needs path= a folder with config.json + safetensors, got {path}; "
+            f"restorer 'drm' needs path= a folder with config.json + safetensors, got {path}{hint}; "
             "train one with `spasemsr train --config configs/tiny_drm.yaml` (it writes <run>/export/drm)"
         )
     model = RRDBNet.from_pretrained(path, local_files_only=True).to(device).eval()

@@ -59,7 +59,7 @@ class SweepObjective:
     """Callable objective for ``study.optimize``; everything knob-independent happens in ``__init__``."""
 
     def __init__(self, spec: SweepSpec, device: str = "cpu", tensorboard: Path | None = None) -> None:
-        from spasemsr.loading import load_pipeline, read_export
+        from spasemsr.weights.exports import load_pipeline, read_export
 
         self.spec, self.device, self.tensorboard = spec, device, tensorboard
         scale = read_export(spec.model).data.scale

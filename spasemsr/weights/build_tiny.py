@@ -16,19 +16,18 @@ from pathlib import Path
 from spasemsr.config import load_config
 from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.training.run import train
-
-SHIPPED = Path("weights/tiny")
+from spasemsr.weights.table import TINY, WEIGHTS
 
 # stage -> (config file, step budget, overrides given the shipped folder)
 STAGES: dict[str, tuple[str, int, list[str]]] = {
     "vae": ("tiny_vae.yaml", 1000, []),
-    "prior": ("tiny_prior.yaml", 2000, [f"model.vae_path={SHIPPED}/vae"]),
+    "prior": ("tiny_prior.yaml", 2000, [f"model.vae_path={WEIGHTS['tiny_vae'].default}"]),
     "drm": ("tiny_drm.yaml", 800, []),
     "estimator": ("tiny_estimator.yaml", 300, []),
-    "controlnet_sr": ("controlnet_sr.yaml", 600, [f"profile.backbone_path={SHIPPED}/prior"]),
+    "controlnet_sr": ("controlnet_sr.yaml", 600, [f"profile.backbone_path={WEIGHTS['tiny_prior'].default}"]),
     "spasemsr": ("spasemsr.yaml", 600, [
-        f"profile.backbone_path={SHIPPED}/prior", f"model.drm_path={SHIPPED}/drm",
-        f"model.text.describer_options.estimator.path={SHIPPED}/estimator/estimator",
+        f"profile.backbone_path={WEIGHTS['tiny_prior'].default}", f"model.drm_path={WEIGHTS['tiny_drm'].default}",
+        f"model.text.describer_options.estimator.path={WEIGHTS['tiny_estimator'].default}",
     ]),
 }
 
@@ -41,7 +40,7 @@ def ship_stage(stage: str, root: Path, steps: int | None = None) -> dict:
     ])
     started = time.perf_counter()
     export = train(cfg)
-    target = SHIPPED / stage
+    target = TINY / stage
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(export, target)

@@ -76,5 +76,5 @@ def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder,
     grounder, describer = text_backends(task.text, "infer", device)
     drm = None
     if task.drm_path:
-        drm = load_restorer("drm", local_path(task.drm_path) / "drm", cfg.data.scale, str(device))
+        drm = load_restorer("drm", local_path(task.drm_path), cfg.data.scale, str(device))
     return net, SpaSemSRConditioner(net, cfg.data.scale, grounder, describer, drm, task.text.grounding_side)
