@@ -39,7 +39,7 @@ def _upscale(args: argparse.Namespace) -> int:
         return 2
     knobs = None
     if args.preset:
-        from spasemsr.evaluation.runner import weights_sha256
+        from spasemsr.evaluation.identity import weights_sha256
         from spasemsr.sweep.front import preset_knobs
 
         knobs = preset_knobs(local_path(args.presets), args.preset, weights_sha256(ckpt))
@@ -61,7 +61,7 @@ def _upscale(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from spasemsr.config.knobs import parse_knobs
     from spasemsr.evaluation.datasets import load_eval_set
-    from spasemsr.evaluation.runner import evaluate
+    from spasemsr.evaluation.evaluate import evaluate
 
     if args.ckpt and args.method:
         print("spasemsr evaluate: give --ckpt EXPORT or --method bicubic|drm:PATH, not both", file=sys.stderr)

@@ -17,7 +17,7 @@ from pathlib import Path
 from spasemsr.config import load_config
 from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.evaluation.datasets import bundled_set
-from spasemsr.evaluation.runner import evaluate
+from spasemsr.evaluation.evaluate import evaluate
 from spasemsr.training.run import train
 from spasemsr.weights.table import default_path
 

@@ -13,7 +13,7 @@ from spasemsr.cli import main
 from spasemsr.data.images import read_image, write_image
 from spasemsr.data.resize import bicubic_down
 from spasemsr.evaluation.datasets import bundled_set, hr_folder_set, paired_set
-from spasemsr.evaluation.runner import evaluate
+from spasemsr.evaluation.evaluate import evaluate
 from spasemsr.evaluation.suite import run_suite
 from spasemsr.evaluation.table import results_table
 from spasemsr.metrics.registry import compute
@@ -205,7 +205,7 @@ def test_a_file_with_a_good_header_and_a_broken_body_stops_the_run_before_it_sta
     (lr_dir / "b_LR4.png").unlink()
     broken.write_bytes(broken.read_bytes()[: len(broken.read_bytes()) // 2])  # header intact, body cut
     dataset = paired_set(hr_dir, lr_dir)
-    monkeypatch.setattr("spasemsr.evaluation.runner.load_method",
+    monkeypatch.setattr("spasemsr.evaluation.evaluate.load_method",
                         lambda *a, **k: pytest.fail("the method was loaded before the set was checked"))
     with pytest.raises(ImageError, match="1 image\\(s\\) cannot be decoded.*b_LR4.jpg"):
         evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "out")
@@ -213,7 +213,8 @@ def test_a_file_with_a_good_header_and_a_broken_body_stops_the_run_before_it_sta
 
 
 def test_an_interrupted_evaluation_reuses_the_sr_images_it_wrote(pairs, tmp_path, monkeypatch):
-    import spasemsr.evaluation.runner as runner
+    import spasemsr.evaluation.evaluate as runner
+    from spasemsr.evaluation.methods import Method
 
     dataset = paired_set(*pairs)
     straight = evaluate("bicubic", dataset, ["psnr_y"], tmp_path / "straight")
@@ -228,7 +229,7 @@ def test_an_interrupted_evaluation_reuses_the_sr_images_it_wrote(pairs, tmp_path
                 raise KeyboardInterrupt  # killed while sampling the second image
             return method.upscale(lr)
 
-        return runner.Method(upscale, method.ckpt, method.config, method.knobs)
+        return Method(upscale, method.ckpt, method.config, method.knobs)
 
     fail = [True]
     monkeypatch.setattr(runner, "load_method", counting)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from spasemsr.cli import main
 from spasemsr.evaluation.datasets import bundled_set
-from spasemsr.evaluation.runner import weights_sha256
+from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.evaluation.table import write_tables
 from spasemsr.figures import ablation_bars, collect, pd_plane, render
 from spasemsr.figures.collect import export_trials

@@ -23,7 +23,7 @@ from spasemsr.cli import main
 from spasemsr.config import ConfigError
 from spasemsr.data.images import write_image
 from spasemsr.evaluation.datasets import bundled_set
-from spasemsr.evaluation.runner import weights_sha256
+from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.sweep.front import hypervolume_2d, preset_knobs, presets
 from spasemsr.sweep.objective import SweepObjective
 from spasemsr.sweep.runner import export_front, run_worker

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from spasemsr.ablation.spec import AblationSpec, Budget, load_spec
 from spasemsr.config import ConfigError, config_hash, load_config
 from spasemsr.config.compose import CONFIGS_ROOT
-from spasemsr.evaluation.runner import evaluate
+from spasemsr.evaluation.evaluate import evaluate
 from spasemsr.evaluation.table import write_tables
 from spasemsr.utils.atomic import atomic_write_text
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spasemsr.evaluation.datasets import LR_RECIPES, EvalSet, bundled_set
-from spasemsr.evaluation.runner import evaluate
+from spasemsr.evaluation.evaluate import evaluate
 from spasemsr.evaluation.table import write_tables
 from spasemsr.weights.table import TINY
 

@@ -24,7 +24,8 @@ from torch import Tensor
 from spasemsr.config.knobs import knob_overrides
 from spasemsr.data.images import read_image, write_image
 from spasemsr.evaluation.datasets import EvalImage, bundled_set
-from spasemsr.evaluation.runner import export_config_hash, load_method, weights_sha256
+from spasemsr.evaluation.identity import export_config_hash, weights_sha256
+from spasemsr.evaluation.methods import load_method
 from spasemsr.evaluation.suite import METHODS, RAW, SuiteMethod, run_suite
 from spasemsr.figures.inputs import FIGURE_DATA_DIR, FRONT, SWEEP, read_json
 from spasemsr.metrics.color import quantize_8bit

@@ -18,7 +18,8 @@ import torch
 
 from spasemsr.config.compose import ConfigError
 from spasemsr.config.knobs import KNOBS, knob_overrides
-from spasemsr.evaluation.runner import DEFAULT_METRICS, write_hparams
+from spasemsr.evaluation.protocol import DEFAULT_METRICS
+from spasemsr.evaluation.records import write_hparams
 from spasemsr.metrics.registry import compute, lower_better, usable
 from spasemsr.sweep.spec import Dimension, SweepSpec
 

@@ -19,7 +19,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from spasemsr.config.compose import ConfigError
-from spasemsr.evaluation.runner import weights_sha256
+from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.sweep.front import front_rows, hypervolume_2d, presets
 from spasemsr.sweep.objective import directions
 from spasemsr.sweep.spec import SweepSpec, load_sweep_spec
