@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from spasemsr.cli import main
 from spasemsr.config import ConfigError, config_hash, load_config, training_hash
 from spasemsr.registries import TASKS
 from tests.conftest import REPO
@@ -109,3 +110,37 @@ def test_a_bad_enumerated_value_fails_at_composition_in_one_line(override, capsy
     assert main(["train", "--config", str(REPO / "configs" / "spasemsr.yaml"), "--print-config", override]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{key}='{value}' is not one of" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.text.grounder_options.owlv2.box_threshold=high", "grounder_options.owlv2.box_threshold: Value 'high'"),
+    ("model.text.grounder_options.owlv2.bogus=1", "'model.text.grounder_options.owlv2.bogus'; valid keys here: "
+                                                  "['box_threshold', 'device', 'max_detections', 'nms_iou', 'path'"),
+    ("model.text.describer_options.vlm.max_new_tokens=many", "describer_options.vlm.max_new_tokens: Value 'many'"),
+    ("model.text.grounder_options.auto.stride=wide", "grounder_options.auto.stride: Value 'wide'"),
+    ("model.text.grounder_options.yolo.path=x", "'yolo' is not a grounder; valid: ['annotations', 'auto'"),
+])
+def test_backend_options_are_typed_by_their_backend_and_checked_at_composition(override, message, capsys):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(REPO / "configs" / "spasemsr.yaml", [override])
+    assert main(["train", "--config", str(REPO / "configs" / "spasemsr.yaml"), "--print-config", override]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_good_backend_options_pass_and_a_registered_backend_is_typed_from_its_signature():
+    from spasemsr.registries import GROUNDERS
+
+    cfg = load_config(REPO / "configs" / "spasemsr.yaml", ["model.text.grounder_options.auto.stride=0.25",
+                                                         "model.text.grounder_options.owlv2.vocabulary=[cat,dog]"])
+    assert cfg.model.text.grounder_options.auto.stride == 0.25
+
+    def load_toy(threshold: float = 0.5, device: str = "cpu"):
+        raise AssertionError("composition must not build the backend")
+
+    GROUNDERS.register("toy", load_toy)
+    try:
+        load_config(REPO / "configs" / "spasemsr.yaml", ["model.text.grounder_options.toy.threshold=0.9"])
+        with pytest.raises(ConfigError, match="grounder_options.toy.threshold: Value 'x'"):
+            load_config(REPO / "configs" / "spasemsr.yaml", ["model.text.grounder_options.toy.threshold=x"])
+    finally:
+        GROUNDERS.unregister("toy")

@@ -63,7 +63,22 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     problems = bad_choices(typed)
     if problems:
         raise ConfigError("bad config value: " + "; ".join(problems))
+    _check_backend_options(typed)
     return typed
+
+
+def _check_backend_options(cfg: DictConfig) -> None:
+    """Each configured grounder / describer option block against its backend's typed options (config/options.py)."""
+    from spasemsr import registries
+    from spasemsr.config.options import options_schema
+
+    for key, registry in (("grounder_options", registries.GROUNDERS), ("describer_options", registries.DESCRIBERS)):
+        blocks = OmegaConf.select(cfg, f"model.text.{key}", default=None) or {}
+        for name, options in blocks.items():
+            where = f"model.text.{key}.{name}"
+            if name not in registry:
+                raise ConfigError(f"{where}: {name!r} is not a {registry.family}; valid: {sorted(registry)}")
+            typed_merge(options_schema(registry.family, name, registry.get(name)), options or {}, where)
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -143,7 +158,7 @@ def typed_merge(schema: type, cfg: DictConfig, prefix: str) -> DictConfig:
         raise ConfigError(f"unknown config key {full!r}; valid keys here: {valid}") from None
     except ValidationError as err:
         where = f"{prefix}.{err.full_key}" if prefix else err.full_key
-        raise ConfigError(f"bad value for config key {where}: {err.msg}") from None
+        raise ConfigError(f"bad value for config key {where}: {err.msg.splitlines()[0]}") from None
 
 
 def _schema_at(schema: type, parts: list[str]) -> type | None:

@@ -9,6 +9,7 @@ reads the live registry), so adding a member is one registered class plus a conf
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from collections.abc import Callable, Iterator
@@ -77,9 +78,15 @@ class Registry:
         signature = inspect.signature(factory)
         if device is not None and "device" in signature.parameters:
             options.setdefault("device", device)
+        valid = [p.name for p in signature.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        forwarded = getattr(factory, "Options", None)  # the dataclass a factory's **options are
+        if forwarded is not None:
+            valid += [f.name for f in dataclasses.fields(forwarded)]
+            unknown = sorted(set(options) - set(valid))
+            if unknown:
+                raise ValueError(f"{self.family} {name!r} takes options {valid}, got unknown {unknown}")
         try:
             signature.bind(*args, **options)
         except TypeError as err:
-            valid = [p for p in signature.parameters if p != "self"]
             raise ValueError(f"{self.family} {name!r} takes options {valid}, got {sorted(options)}: {err}") from None
         return factory(*args, **options)

@@ -9,6 +9,7 @@ normalised to the input image. Nothing is downloaded.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,17 @@ def _vocabulary(vocabulary: Sequence[str] | str | None) -> tuple[str, ...]:
     return tags
 
 
+@dataclass
+class DetectorOptions:
+    """The options both detectors take (``grounder_options.owlv2`` / ``.grounding_dino``, besides ``path``)."""
+
+    vocabulary: list[str] | str | None = None  # tags to ask for (None: the built-in vocabulary)
+    box_threshold: float = 0.3
+    text_threshold: float = 0.25  # Grounding DINO's phrase threshold
+    nms_iou: float = 0.5
+    max_detections: int = 8
+
+
 class TransformersDetector:
     """A transformers zero-shot detector asked for `vocabulary`, with class-aware NMS on its output."""
 
@@ -71,18 +83,15 @@ class TransformersDetector:
         kind: str,
         processor: Any,
         model: torch.nn.Module,
-        vocabulary: Sequence[str] | str | None = None,
-        box_threshold: float = 0.3,
-        text_threshold: float = 0.25,
-        nms_iou: float = 0.5,
-        max_detections: int = 8,
+        options: DetectorOptions | None = None,
         device: str = "cpu",
     ) -> None:
+        options = options or DetectorOptions()
         self.kind, self.processor, self.device = kind, processor, torch.device(device)
         self.model = model.to(self.device).eval()
-        self.vocabulary = _vocabulary(vocabulary)
-        self.box_threshold, self.text_threshold = box_threshold, text_threshold
-        self.nms_iou, self.max_detections = nms_iou, max_detections
+        self.vocabulary = _vocabulary(options.vocabulary)
+        self.box_threshold, self.text_threshold = options.box_threshold, options.text_threshold
+        self.nms_iou, self.max_detections = options.nms_iou, options.max_detections
 
     @torch.inference_mode()
     def __call__(
@@ -131,21 +140,24 @@ class TransformersDetector:
         return Grounding([tags[i] for i in keep], boxes[keep], scores[keep]).top(self.max_detections)
 
 
-def load_owlv2(path: str | None = None, **options: Any) -> TransformersDetector:
-    """OWLv2 (`Owlv2Processor` + `Owlv2ForObjectDetection`) from a local folder; options as `TransformersDetector`."""
+def load_owlv2(path: str | None = None, device: str = "cpu", **options: Any) -> TransformersDetector:
+    """OWLv2 (`Owlv2Processor` + `Owlv2ForObjectDetection`) from a local folder; options: `DetectorOptions`."""
     from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
     folder = _checkpoint("owlv2", path)
     processor = Owlv2Processor.from_pretrained(str(folder), local_files_only=True)
     model = Owlv2ForObjectDetection.from_pretrained(str(folder), local_files_only=True)
-    return TransformersDetector("owlv2", processor, model, **options)
+    return TransformersDetector("owlv2", processor, model, DetectorOptions(**options), device)
 
 
-def load_grounding_dino(path: str | None = None, **options: Any) -> TransformersDetector:
-    """Grounding DINO (`AutoProcessor` + `AutoModelForZeroShotObjectDetection`) from a local folder."""
+def load_grounding_dino(path: str | None = None, device: str = "cpu", **options: Any) -> TransformersDetector:
+    """Grounding DINO (`AutoProcessor` + `AutoModelForZeroShotObjectDetection`); options: `DetectorOptions`."""
     from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
     folder = _checkpoint("grounding_dino", path)
     processor = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
     model = AutoModelForZeroShotObjectDetection.from_pretrained(str(folder), local_files_only=True)
-    return TransformersDetector("grounding_dino", processor, model, **options)
+    return TransformersDetector("grounding_dino", processor, model, DetectorOptions(**options), device)
+
+
+load_owlv2.Options = load_grounding_dino.Options = DetectorOptions  # what their **options are (config check)
