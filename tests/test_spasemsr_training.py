@@ -55,3 +55,17 @@ def test_train_export_and_upscale_from_the_export(spasem_cfg, tmp_path):
     assert main(["upscale", str(tmp_path / "lr.png"), "--out", str(tmp_path / "sr"), "--ckpt", str(export),
                  "--steps", "2"]) == 0
     assert read_image(tmp_path / "sr" / "lr.png").shape == (3, 40, 52)
+
+
+def test_a_training_step_runs_the_visual_encoders_and_the_hr_vae_encoder_once(spasem_cfg):
+    torch.manual_seed(0)
+    module = SpaSemSRModule(spasem_cfg)
+    datamodule = SRDataModule(spasem_cfg.data, spasem_cfg.degradation, spasem_cfg.seed, degrade=True)
+    datamodule.setup()
+    batch = next(iter(datamodule.val_dataloader()))
+    calls = {"img": 0, "sem": 0, "vae encoder": 0}
+    for name, part in (("img", module.net.visual.img), ("sem", module.net.visual.sem),
+                       ("vae encoder", module.vae.encoder)):
+        part.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    module.loss(batch, torch.Generator().manual_seed(0))
+    assert calls == {"img": 1, "sem": 1, "vae encoder": 1}

@@ -136,13 +136,20 @@ def test_sam_teacher_round_trips_through_save_pretrained(layout, tmp_path):
     assert teacher(torch.rand(1, 3, 48, 32)).shape == (1, 16, 4, 3)  # 64×43 after resize → 4×3 cells of 16
 
 
+def _losses(guidance, lr, hr, vae, teacher, distance="l1"):
+    """The constraints as a training step computes them: E_img / E_sem once, the HR's clean latents."""
+    latents = clean_latents(vae, hr) if vae is not None else None
+    features = guidance.encode(lr, (hr.shape[-2] // guidance.vae_factor, hr.shape[-1] // guidance.vae_factor))
+    return constraint_losses(guidance, features, latents, hr, teacher, distance)
+
+
 def test_constraint_losses_are_finite_and_train_only_the_encoders_and_heads(prior_dir, cat_hr):
     torch.manual_seed(0)
     guidance = VisualGuidance(vae_factor=4, latent_channels=4, teacher_channels=96, **SMALL)
     vae = load_backbone(prior_dir).vae.requires_grad_(True)  # left trainable: the constraint itself must stop grads
     teacher = load_teacher("mobilenet_v2").requires_grad_(True)
     for distance in DISTANCES:
-        losses = constraint_losses(guidance, downscale(cat_hr), cat_hr, vae, teacher, distance)
+        losses = _losses(guidance, downscale(cat_hr), cat_hr, vae, teacher, distance)
         assert set(losses) == {"vae", "sem"} and all(torch.isfinite(v) and v > 0 for v in losses.values())
     sum(losses.values()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in guidance.parameters())
@@ -152,16 +159,16 @@ def test_constraint_losses_are_finite_and_train_only_the_encoders_and_heads(prio
 def test_constraint_terms_follow_encoders_heads_and_teacher(tiny_vae, mobilenet_teacher, cat_hr):
     lr = downscale(cat_hr)
     only_sem = VisualGuidance(use_img=False, vae_factor=4, teacher_channels=96, **SMALL)
-    assert set(constraint_losses(only_sem, lr, cat_hr, tiny_vae, mobilenet_teacher)) == {"sem"}
+    assert set(_losses(only_sem, lr, cat_hr, tiny_vae, mobilenet_teacher)) == {"sem"}
     no_teacher = VisualGuidance(vae_factor=4, teacher_channels=0, **SMALL)
-    assert set(constraint_losses(no_teacher, lr, cat_hr, tiny_vae, None)) == {"vae"}
+    assert set(_losses(no_teacher, lr, cat_hr, tiny_vae, None)) == {"vae"}
     with pytest.raises(ValueError, match="unknown constraint distance 'huber'"):
-        constraint_losses(no_teacher, lr, cat_hr, tiny_vae, None, "huber")
+        _losses(no_teacher, lr, cat_hr, tiny_vae, None, "huber")
     with pytest.raises(ValueError, match="vae_factor=8 .* build VisualGuidance with vae_factor=vae_downscale"):
-        constraint_losses(VisualGuidance(vae_factor=8, **SMALL), lr, cat_hr, tiny_vae, None)
+        _losses(VisualGuidance(vae_factor=8, **SMALL), lr, cat_hr, tiny_vae, None)
     with pytest.raises(ValueError, match="teacher gives 96 channels but P_s projects to 7"):
         mismatched = VisualGuidance(vae_factor=4, teacher_channels=7, **SMALL)
-        constraint_losses(mismatched, lr, cat_hr, None, mobilenet_teacher)
+        _losses(mismatched, lr, cat_hr, None, mobilenet_teacher)
 
 
 class EchoVAE(nn.Module):
@@ -196,7 +203,7 @@ def test_constraint_losses_vanish_when_prediction_equals_target(distance):
     nn.init.constant_(guidance.sem_head.bias, 0.3)  # P_s(E_sem(LR)) ≡ 0.3, on the latent grid
     lr = torch.rand(2, 3, 12, 20)
     hr = F.interpolate(lr, scale_factor=4, mode="nearest")
-    losses = constraint_losses(guidance, lr, hr, EchoVAE(guidance), ConstantTeacher(5, 0.3), distance)
+    losses = _losses(guidance, lr, hr, EchoVAE(guidance), ConstantTeacher(5, 0.3), distance)
     assert set(losses) == {"vae", "sem"}
     assert all(value.item() == pytest.approx(0, abs=1e-5) for value in losses.values())
 
@@ -207,7 +214,7 @@ def test_adamw_steps_lower_the_constraints(tiny_vae, mobilenet_teacher, cat_hr):
     optimiser = torch.optim.AdamW(guidance.parameters(), lr=1e-2)
     lr, history = downscale(cat_hr), []
     for _ in range(15):
-        losses = constraint_losses(guidance, lr, cat_hr, tiny_vae, mobilenet_teacher)
+        losses = _losses(guidance, lr, cat_hr, tiny_vae, mobilenet_teacher)
         optimiser.zero_grad()
         sum(losses.values()).backward()
         optimiser.step()

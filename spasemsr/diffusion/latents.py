@@ -15,6 +15,15 @@ def encode(vae: AutoencoderKL, images: Tensor, generator: torch.Generator | None
 
 
 @torch.no_grad()
+def posterior_latents(vae: AutoencoderKL, images: Tensor, generator: torch.Generator | None = None
+                      ) -> tuple[Tensor, Tensor]:
+    """(``encode``'s sample, ``clean_latents``' mean) from one run of the VAE encoder: a training step needs both."""
+    posterior = vae.encode(images * 2 - 1).latent_dist
+    factor = vae.config.scaling_factor
+    return posterior.sample(generator) * factor, posterior.mean * factor
+
+
+@torch.no_grad()
 def clean_latents(vae: AutoencoderKL, images: Tensor) -> Tensor:
     """Images in [0, 1] → the posterior mean, scaled like the prior's latents: deterministic (targets, LR starts)."""
     return vae.encode(images * 2 - 1).latent_dist.mean * vae.config.scaling_factor

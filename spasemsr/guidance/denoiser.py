@@ -8,6 +8,7 @@ starts as a no-op, so an untrained SpaSemSRNet equals the ControlNet-SR baseline
 
 from __future__ import annotations
 
+import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 from torch import Tensor
 
@@ -49,9 +50,17 @@ class SpaSemSRNet(ControlledUNet):
         self.unet_guidance = UNetGuidance(unet, self.context, spa_text=text.spatial != "none",
                                           sem_img=visual.sem_img_attn)
 
+    def latent_hw(self, hr_hw: tuple[int, int]) -> tuple[int, int]:
+        """The latent grid of an HR image (the VAE floors)."""
+        return hr_hw[0] // self.vae_factor, hr_hw[1] // self.vae_factor
+
     def conditions(self, lr: Tensor, scale: int, groundings: list[Grounding] | None = None,
-                   captions: list[str] | None = None) -> Conditions:
-        """Per-image conditions: pixels + null text (baseline), e_spa, e_deg and c_img where enabled."""
+                   captions: list[str] | None = None, visual: dict[str, Tensor] | None = None) -> Conditions:
+        """Per-image conditions: pixels + null text (baseline), e_spa, e_deg and c_img where enabled.
+
+        ``visual`` are E_img / E_sem features already computed for this LR (training reuses them for the
+        constraint losses); without them the encoders run here.
+        """
         cond = super().conditions(lr, scale)
         b = lr.shape[0]
         if self.spatial.mode != "none":
@@ -59,8 +68,8 @@ class SpaSemSRNet(ControlledUNet):
         if self.degradation_text:
             cond.e_deg = self.text_encoder(captions if captions is not None else [""] * b)
         if self.visual.enabled:
-            latent_hw = (cond.pixel.shape[2] // self.vae_factor, cond.pixel.shape[3] // self.vae_factor)
-            cond.c_img = self.visual(lr, latent_hw)
+            features = visual if visual is not None else self.visual.encode(lr, self.latent_hw(cond.pixel.shape[2:]))
+            cond.c_img = torch.cat(list(features.values()), dim=1)
         return cond
 
     def eps(self, latents: Tensor, timesteps: Tensor, cond: Conditions, knobs: SamplerConfig) -> Tensor:

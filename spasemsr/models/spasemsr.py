@@ -18,7 +18,7 @@ from torch import Tensor
 
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.diffusion.backbone import Backbone, load_backbone
-from spasemsr.diffusion.latents import encode, epsilon_loss
+from spasemsr.diffusion.latents import epsilon_loss, posterior_latents
 from spasemsr.guidance.backends import text_backends
 from spasemsr.guidance.denoiser import GUIDANCE_MODULES, SpaSemSRNet
 from spasemsr.guidance.grounding.base import Grounding
@@ -60,7 +60,8 @@ class SpaSemSRModule(TaskModule):
             self._backends = (self.device, *text_backends(self.cfg.model.text, "train", self.device))
         return self._backends[1], self._backends[2]
 
-    def _conditions(self, batch: dict[str, Any], generator: torch.Generator | None, drop: bool = True):
+    def _conditions(self, batch: dict[str, Any], generator: torch.Generator | None, drop: bool = True,
+                    visual: dict[str, Tensor] | None = None):
         hr, lr = batch["hr"], batch["lr"]
         b = hr.shape[0]
         device = generator.device if generator is not None else hr.device
@@ -74,17 +75,17 @@ class SpaSemSRModule(TaskModule):
         if describer is not None:
             captions = describer(lr, batch.get("degradation"))
             captions = ["" if drop[i] else c for i, c in enumerate(captions)]
-        return self.net.conditions(lr, self.cfg.data.scale, groundings, captions)
+        return self.net.conditions(lr, self.cfg.data.scale, groundings, captions, visual)
 
     def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         hr, lr = batch["hr"], batch["lr"]
-        with torch.no_grad():
-            latents = encode(self.vae, hr, generator)
+        latents, clean = posterior_latents(self.vae, hr, generator)  # one VAE encoder run for both
         noisy, noise, timesteps = self.noised(self.backbone.train_scheduler, latents, generator)
-        cond = self._conditions(batch, generator)
+        features = self.net.visual.encode(lr, self.net.latent_hw(hr.shape[-2:]))  # E_img / E_sem, run once
+        cond = self._conditions(batch, generator, visual=features)
         total = epsilon_loss(self.net.eps(noisy, timesteps, cond, TRAINING_KNOBS), noise)
         visual = self.cfg.model.visual
-        terms = constraint_losses(self.net.visual, lr, hr, self.vae, self.teacher, visual.distance)
+        terms = constraint_losses(self.net.visual, features, clean, hr, self.teacher, visual.distance)
         weights = {"vae": visual.lambda_vae, "sem": visual.lambda_sem}
         for name, value in terms.items():
             self.log(f"{'train' if self.training else 'val'}/l_{name}", value, batch_size=len(hr))
