@@ -68,7 +68,7 @@ figures: install  ## paper figures (PDF + PNG) and LaTeX tables from experiments
 	$(BIN)/spasemsr figures --from experiments/results --out $(FIGURES_OUT)
 
 bench: export OMP_WAIT_POLICY := PASSIVE
-bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CPU cores); BENCH_ALL=1 adds SD-2 at 512^2, upscale memory and stages, training memory (~40 min more)
+bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CPU cores); BENCH_ALL=1 adds SD-2 at 512^2, upscale memory and stages, training memory, samplers (~50 min more)
 	$(BIN)/python -m benchmarks.component_cost
 	$(BIN)/python -m benchmarks.guidance_overhead
 	$(BIN)/python -m benchmarks.training_throughput
@@ -80,7 +80,8 @@ bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CP
 			--out benchmarks/results/component_cost_sd2_512.json && \
 		$(BIN)/python -m benchmarks.upscale_memory && \
 		$(BIN)/python -m benchmarks.training_memory --step-cases gc gc+bf16+frozen_bf16 --step-batches 1 2 && \
-		$(BIN)/python -m benchmarks.upscale_stages; fi
+		$(BIN)/python -m benchmarks.upscale_stages && \
+		$(BIN)/python -m benchmarks.samplers; fi
 
 dashboard: install  ## optuna-dashboard on the sweep storage (http://127.0.0.1:8080)
 	$(BIN)/optuna-dashboard $(SWEEP_STORAGE) --host 127.0.0.1 --port 8080

@@ -34,11 +34,11 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     """Prepare each image once, sample it under every setting, score, print the table and write the JSON."""
-    from spasemsr.evaluation.runner import knob_overrides
-    from spasemsr.loading import load_pipeline, read_export
+    from spasemsr.config.knobs import knob_overrides
     from spasemsr.metrics.registry import compute, usable
     from spasemsr.registries import SAMPLERS
     from spasemsr.sweep.spec import load_sweep_spec
+    from spasemsr.weights.exports import load_pipeline, read_export
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, "samplers.json", repeats=None)
