@@ -36,9 +36,10 @@ test: install  ## lint + the whole test suite (offline, CPU)
 	$(BIN)/ruff check spasemsr tests benchmarks
 	$(BIN)/python -m pytest -q
 
-test-fast: install  ## lint + the suite without the tests marked slow (DDP runs, notebooks, every task in bf16)
+test-fast: export OMP_WAIT_POLICY := PASSIVE
+test-fast: install  ## lint + the suite without the tests marked slow (DDP runs, notebooks, smoke ablation), 2 workers
 	$(BIN)/ruff check spasemsr tests benchmarks
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n 2
 
 gpu-check: install  ## on a GPU machine: CUDA tests, tiny training, SD-2 sample, upscale, CUDA benchmarks -> JSON
 	$(BIN)/python -m benchmarks.gpu_check --results $(GPU_CHECK_RESULTS)

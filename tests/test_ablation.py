@@ -61,6 +61,7 @@ def test_smoke_ablation_trains_and_tabulates_every_variant(smoke):
             assert str(OmegaConf.select(cfg, key)).lower() == value and OmegaConf.select(full, key) != value
 
 
+@pytest.mark.slow  # shares the smoke ablation (about 90 s on 2 cores)
 def test_a_rerun_skips_complete_variants_and_redoes_a_lost_one(smoke, capsys):
     out, runs = smoke
     record = out / "ablation_smoke" / "wo_sem.json"
@@ -73,6 +74,7 @@ def test_a_rerun_skips_complete_variants_and_redoes_a_lost_one(smoke, capsys):
     assert [row["ablation"]["variant"] for row in rows] == ["full", "wo_sem"]
 
 
+@pytest.mark.slow  # shares the smoke ablation (about 90 s on 2 cores)
 def test_resample_evaluates_a_complete_variant_again_without_training(smoke, capsys):
     out, runs = smoke
     record = out / "ablation_smoke" / "full.json"
@@ -90,6 +92,7 @@ def test_resample_evaluates_a_complete_variant_again_without_training(smoke, cap
         run_ablation(EXPERIMENT, "smoke", out, runs, only=["full"], reevaluate="retrain")
 
 
+@pytest.mark.slow  # shares the smoke ablation (about 90 s on 2 cores)
 def test_a_changed_variant_is_not_resumed_from_the_old_run(smoke, tmp_path):
     out, runs = smoke
     changed = tmp_path / "ablation.yaml"

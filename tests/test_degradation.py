@@ -8,15 +8,8 @@ import torch
 import torch.nn.functional as F
 from kornia.filters import filter2d
 
-from spasemsr.data.degradation import (
-    PARAM_KEYS,
-    BlurConfig,
-    DegradationConfig,
-    NoiseConfig,
-    RealESRGANDegradation,
-    ResizeConfig,
-    add_noise,
-)
+from spasemsr.data.degradation import RealESRGANDegradation, add_noise
+from spasemsr.data.degradation_config import PARAM_KEYS, BlurConfig, DegradationConfig, NoiseConfig, ResizeConfig
 from spasemsr.data.kernels import (
     KERNEL_TYPES,
     build_kernels,

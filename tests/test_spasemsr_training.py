@@ -21,12 +21,16 @@ def spasem_cfg(tmp_path, prior_dir):
                        "model.drm_path=''", "model.visual.channels=8", "model.visual.width=8")
 
 
-def test_loss_combines_diffusion_and_constraints_and_learns(spasem_cfg):
+def _module_and_batch(cfg):
     torch.manual_seed(0)
-    module = SpaSemSRModule(spasem_cfg)
-    datamodule = SRDataModule(spasem_cfg.data, spasem_cfg.degradation, spasem_cfg.seed, degrade=True)
+    module = SpaSemSRModule(cfg)
+    datamodule = SRDataModule(cfg.data, cfg.degradation, cfg.seed, degrade=True)
     datamodule.setup()
-    batch = next(iter(datamodule.val_dataloader()))
+    return module, next(iter(datamodule.val_dataloader()))
+
+
+def test_loss_combines_diffusion_and_constraints_and_learns(spasem_cfg):
+    module, batch = _module_and_batch(spasem_cfg)
     assert "view" in batch and "degradation" in batch
     optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3)
 
@@ -58,11 +62,7 @@ def test_train_export_and_upscale_from_the_export(spasem_cfg, tmp_path):
 
 
 def test_a_training_step_runs_the_visual_encoders_and_the_hr_vae_encoder_once(spasem_cfg):
-    torch.manual_seed(0)
-    module = SpaSemSRModule(spasem_cfg)
-    datamodule = SRDataModule(spasem_cfg.data, spasem_cfg.degradation, spasem_cfg.seed, degrade=True)
-    datamodule.setup()
-    batch = next(iter(datamodule.val_dataloader()))
+    module, batch = _module_and_batch(spasem_cfg)
     calls = {"img": 0, "sem": 0, "vae encoder": 0}
     for name, part in (("img", module.net.visual.img), ("sem", module.net.visual.sem),
                        ("vae encoder", module.vae.encoder)):

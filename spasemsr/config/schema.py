@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spasemsr.config.knobs import SamplerConfig
-from spasemsr.data.degradation import DegradationConfig
+from spasemsr.data.degradation_config import DegradationConfig
 
 __all__ = ["Config", "SamplerConfig"]
 

@@ -29,6 +29,7 @@ class DegradationBranch(nn.Module):
         super().__init__()
         from spasemsr.guidance.fusion.attention import CrossAttention
 
+        self.fusion = fusion  # the mode's registry name
         self.attend = CrossAttention(channels, text_dim, heads, zero_init=False)
         self.fuse = FUSIONS.build(fusion, channels, heads)
 
