@@ -260,3 +260,19 @@ def test_conditioning_reports_its_stages_and_grounds_a_large_photo_at_a_bounded_
     conditioner.on_stage, seen = None, {}
     conditioner(lr[..., :64, :80])  # an LR whose x4 output is within the side: DRM and grounder at full size
     assert seen["drm"] == [(64, 80)] and seen["grounder"] == (256, 320)
+
+
+def test_an_export_whose_drm_path_names_the_old_export_folder_still_loads(tmp_path, capsys):
+    import shutil
+
+    from spasemsr.weights.exports import load_pipeline
+    from tests.conftest import REPO
+
+    export = tmp_path / "spasemsr"
+    shutil.copytree(REPO / "weights" / "tiny" / "spasemsr", export)
+    config = (export / "config.yaml").read_text()
+    assert "drm_path: weights/tiny/drm/drm\n" in config
+    old_style = config.replace("drm_path: weights/tiny/drm/drm\n", "drm_path: weights/tiny/drm\n")
+    (export / "config.yaml").write_text(old_style)
+    assert load_pipeline(export).conditioner.drm is not None
+    assert "names a DRM export folder; reading" in capsys.readouterr().err

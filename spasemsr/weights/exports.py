@@ -7,6 +7,7 @@ loaded from the paths the config names, exactly as in training. Nothing is unpic
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -76,5 +77,16 @@ def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder,
     grounder, describer = text_backends(task.text, "infer", device)
     drm = None
     if task.drm_path:
-        drm = load_restorer("drm", local_path(task.drm_path), cfg.data.scale, str(device))
+        drm = load_restorer("drm", _drm_folder(export, task.drm_path), cfg.data.scale, str(device))
     return net, SpaSemSRConditioner(net, cfg.data.scale, grounder, describer, drm, task.text.grounding_side)
+
+
+def _drm_folder(export: Path, drm_path: str) -> Path:
+    """The DRM folder an export's config names; exports made before paths named the folder holding config.json
+    name the DRM's export folder instead, whose ``drm/`` is read (with a warning) so they keep loading."""
+    folder = local_path(drm_path)
+    if not (folder / "config.json").is_file() and (folder / "drm" / "config.json").is_file():
+        print(f"warning: {export}/config.yaml: model.drm_path={drm_path} names a DRM export folder; reading "
+              f"{folder / 'drm'} (paths now name the folder holding config.json)", file=sys.stderr)
+        return folder / "drm"
+    return folder
