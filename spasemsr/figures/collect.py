@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from spasemsr.config.knobs import knob_overrides
+from spasemsr.config.knobs import NEUTRAL_KNOBS, knob_overrides
 from spasemsr.data.images import read_image, write_image
 from spasemsr.evaluation.datasets import EvalImage, bundled_set
 from spasemsr.evaluation.identity import export_config_hash, weights_sha256
@@ -142,7 +142,7 @@ def knob_grid(results: Path, model: str | Path, device: str = "cpu") -> Path:
             cells.append({"w_spa": w_spa, "w_sem": w_sem, "file": f"knob_grid/{file}",
                           **_scores(samples[w_spa, w_sem], image, pipeline.scale)})
             print(f"knob grid: w_spa={w_spa} w_sem={w_sem}: " + ", ".join(f"{k}={cells[-1][k]:.4g}" for k in SCORES))
-    neutral = samples[1.0, 1.0]
+    neutral = samples[NEUTRAL_KNOBS["w_spa"], NEUTRAL_KNOBS["w_sem"]]
     for cell in cells:
         change = (samples[cell["w_spa"], cell["w_sem"]] - neutral).abs().mean() * 255
         cell["mean_abs_change"] = float(change)

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 
+from spasemsr.config.knobs import NEUTRAL_KNOBS
 from spasemsr.figures.comparison import load_crop
 from spasemsr.figures.inputs import FIGURE_DATA, FIGURE_DATA_DIR, Input, read_json
 from spasemsr.figures.style import FULL_WIDTH, OKABE_ITO, figure_style, new_figure
@@ -20,7 +21,7 @@ from spasemsr.figures.style import FULL_WIDTH, OKABE_ITO, figure_style, new_figu
 KNOB_GRID = Input(f"{FIGURE_DATA_DIR}/knob_grid.json", FIGURE_DATA)
 INPUTS = (KNOB_GRID,)
 CHANGE_RANGE = 24.0  # 8-bit levels at the top of the change colour scale
-NEUTRAL = (1.0, 1.0)
+NEUTRAL = (NEUTRAL_KNOBS["w_spa"], NEUTRAL_KNOBS["w_sem"])
 
 
 def _frame(ax: Axes, color: str, width: float) -> None:
