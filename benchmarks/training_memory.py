@@ -69,7 +69,7 @@ def case_config(case: str, crop: int, batch: int, tiny: bool = False):
     options = [] if case == "none" else case.split("+")
     profile = [] if tiny else ["profile=sd2", "model.visual.teacher=sam"]
     return load_config("configs/spasemsr.yaml", [
-        *profile, "model.drm_path=''", "model.text.train_grounder=annotations", f"data.crop_size={crop}",
+        *profile, "model.drm=none", "model.text.train_grounder=annotations", f"data.crop_size={crop}",
         f"data.batch_size={batch}", *(OPTION_OVERRIDES[o] for o in options)])
 
 

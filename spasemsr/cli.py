@@ -31,8 +31,12 @@ def _upscale(args: argparse.Namespace) -> int:
     from spasemsr.upscale import Interrupted, upscale_files
     from spasemsr.weights import local_path
 
-    ckpt = local_path(args.ckpt or DEFAULT_MODEL)
-    if not ckpt.is_dir():
+    if args.method and (args.ckpt or args.preset):
+        print("spasemsr upscale: --method (a restorer) and --ckpt / --preset (a diffusion model) exclude each other",
+              file=sys.stderr)
+        return 2
+    ckpt = None if args.method else local_path(args.ckpt or DEFAULT_MODEL)
+    if ckpt is not None and not ckpt.is_dir():
         print(f"spasemsr upscale: no model at {ckpt}: give --ckpt EXPORT_DIR (the export/ folder of a trained "
               "controlnet_sr or spasemsr run), or build the shipped tiny weights with `make weights-tiny`",
               file=sys.stderr)
@@ -49,7 +53,8 @@ def _upscale(args: argparse.Namespace) -> int:
     try:
         failures = upscale_files(args.inputs, Path(args.out), ckpt, steps=args.steps, seed=args.seed,
                                  overwrite=args.overwrite, knobs=knobs, fmt=args.format, suffix=args.suffix,
-                                 device=args.device, progress=not args.quiet, precision=args.precision)
+                                 device=args.device, progress=not args.quiet, precision=args.precision,
+                                 method=args.method)
     except ValueError as err:  # clashing or unwritable outputs, bad knob values: nothing was written
         print(f"spasemsr upscale: {err}", file=sys.stderr)
         return 2
@@ -62,13 +67,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from spasemsr.config.knobs import parse_knobs
     from spasemsr.evaluation.datasets import load_eval_set
     from spasemsr.evaluation.evaluate import evaluate
+    from spasemsr.registries import RESTORERS
 
     if args.ckpt and args.method:
-        print("spasemsr evaluate: give --ckpt EXPORT or --method bicubic|drm:PATH, not both", file=sys.stderr)
+        print("spasemsr evaluate: give --ckpt EXPORT or --method RESTORER, not both", file=sys.stderr)
         return 2
-    if args.method and args.method != "bicubic" and not args.method.startswith("drm:"):
-        print(f"spasemsr evaluate: --method is bicubic or drm:PATH, got {args.method!r}; give a diffusion model "
-              "as --ckpt EXPORT", file=sys.stderr)
+    if args.method and args.method.partition(":")[0] not in RESTORERS:
+        print(f"spasemsr evaluate: --method is a restorer ({', '.join(RESTORERS)}; NAME:PATH for its weights), got "
+              f"{args.method!r}; give a diffusion model as --ckpt EXPORT", file=sys.stderr)
         return 2
     knobs = parse_knobs(args.knobs)
     if args.steps is not None:
@@ -76,7 +82,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     dataset = load_eval_set(args.data, args.hr, args.lr, args.degrade)
     metrics = [name.strip() for name in args.metrics.split(",")] if args.metrics else None
     result = evaluate(args.ckpt or args.method or "bicubic", dataset, metrics, Path(args.out), knobs, args.seed,
-                      args.device)
+                      args.device, drm=args.drm)
     means = ", ".join(f"{name}={value:.4g}" for name, value in result["means"].items())
     print(f"{dataset.name} ({dataset.lr}, {len(dataset)} images): {means}; unavailable: "
           f"{', '.join(result['unavailable']) or 'none'}; results in {args.out}/metrics.json")
@@ -164,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--format", default="png", choices=["png", "jpg", "webp", "tif"], help="output format")
     up.add_argument("--suffix", default="", help="appended to each output's stem, e.g. _x4")
     up.add_argument("--ckpt", help=f"export/ folder of a controlnet_sr or spasemsr run (default: {DEFAULT_MODEL})")
+    up.add_argument("--method", help="a restorer instead of a diffusion model: realesrgan_x4plus, realsr_df2k, "
+                                     "bicubic or drm:PATH (NAME:PATH gives it other weights, e.g. a .pth)")
     up.add_argument("--steps", type=int, help="sampler steps (default: the model's config)")
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -192,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how --data sets make their LR: default Real-ESRGAN with a fixed seed per image, or bicubic")
     ev.add_argument("--out", required=True, help="output folder: sr/, metrics.csv, metrics.json")
     ev.add_argument("--ckpt", help="export/ folder of a trained controlnet_sr or spasemsr run")
-    ev.add_argument("--method", help="bicubic (default) or drm:PATH (a DRM folder, e.g. weights/tiny/drm/drm)")
+    ev.add_argument("--method", help="a restorer: bicubic (default), realesrgan_x4plus, realsr_df2k or drm:PATH (a DRM "
+                                     "folder, e.g. weights/tiny/drm/drm); NAME:PATH gives it other weights")
+    ev.add_argument("--drm", help="SpaSemSR: replace the export's model.drm (none, tiny, realesrgan_x4plus, "
+                                  "realsr_df2k or a DRM folder); recorded with the knobs")
     ev.add_argument("--steps", type=int, help="sampler steps (default: the model's config)")
     ev.add_argument("--seed", type=int, default=0, help="seed of every image's sampler noise")
     ev.add_argument("--metrics", help="comma-separated metric names (default: the protocol's list)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -131,13 +132,16 @@ def _advance(bar: tqdm, stage: str) -> None:
     bar.update()
 
 
-def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = None, seed: int = 0,
+def upscale_files(inputs: list[str], out: Path, ckpt: Path | None, steps: int | None = None, seed: int = 0,
                   overwrite: bool = False, device: str = "auto", knobs: dict | None = None, fmt: str = "png",
-                  suffix: str = "", progress: bool = True, precision: str = "auto") -> list[str]:
+                  suffix: str = "", progress: bool = True, precision: str = "auto", method: str | None = None
+                  ) -> list[str]:
     """Upscale every input into ``out/<stem><suffix>.<fmt>``; return the inputs that failed (reasons printed).
 
-    ``inputs`` may be files, folders or glob patterns. ``knobs`` (e.g. a sweep preset) override the
-    model's sampler settings; ``steps`` overrides both. ``precision`` picks mixed precision (``pick_precision``).
+    ``inputs`` may be files, folders or glob patterns. The upscaler is the diffusion export ``ckpt`` or, with
+    ``method``, a registered restorer (``realesrgan_x4plus``, ``realsr_df2k``, ``bicubic``, ``drm:PATH``; ``NAME:PATH``
+    gives it weights). ``knobs`` (e.g. a sweep preset) override the model's sampler settings (a restorer takes only
+    the tiling); ``steps`` overrides both. ``precision`` picks mixed precision (``pick_precision``).
     """
     paths, empty = expand_inputs(inputs)
     for item in empty:
@@ -145,10 +149,11 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
     targets = output_paths(paths, out, fmt, suffix)
     check_output_folder(out)
     device = pick_device(device)
-    pipeline = load_pipeline(ckpt, device=device)
-    pipeline.precision = pick_precision(precision, device)
-    overrides = knob_overrides(knobs or {}) | ({"steps": steps} if steps is not None else {})
-    pipeline.sampler = sampler_settings(pipeline.sampler, **overrides)
+    dtype = pick_precision(precision, device)
+    if method is not None:
+        scale, run = _restorer_upscaler(method, device, dtype, knobs or {}, steps)
+    else:
+        scale, run = _diffusion_upscaler(ckpt, device, dtype, knobs or {}, steps, seed)
     failures, written, kept = list(empty), 0, 0
 
     def summary() -> str:
@@ -169,15 +174,11 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
                 print(f"error: {err}", file=sys.stderr)
                 failures.append(name)
                 continue
-            generator = torch.Generator(device).manual_seed(seed)
             with tqdm(desc=f"{path.name}: conditions", unit="stage", leave=False, disable=not progress) as stages, \
                     tqdm(desc=path.name, unit="tile-step", leave=False, disable=not progress) as bar:
-                if hasattr(pipeline.conditioner, "on_stage"):  # SpaSemSR: DRM tiles, grounder, describer, encoders
-                    pipeline.conditioner.on_stage = partial(_advance, stages)
-                pipeline.on_denoise = bar.update
-                sr = pipeline(lr, generator)[0].cpu()
+                sr = run(lr, stages, bar)
             try:
-                write_image(sr, target, _kept_alpha(extras, target, pipeline.scale), extras.icc_profile)
+                write_image(sr, target, _kept_alpha(extras, target, scale), extras.icc_profile)
             except OSError as err:  # a full disk, a permission: this image is lost, not the others
                 print(f"error: {name}: cannot write {target}: {err.strerror or err}", file=sys.stderr)
                 failures.append(name)
@@ -190,3 +191,45 @@ def upscale_files(inputs: list[str], out: Path, ckpt: Path, steps: int | None = 
         raise Interrupted from None
     print(summary(), file=sys.stderr if failures else sys.stdout)
     return failures
+
+
+Run = Callable[[Tensor, tqdm, tqdm], Tensor]  # (LR (1, 3, h, w), stage bar, step bar) -> SR (3, H, W) on the CPU
+
+
+def _diffusion_upscaler(ckpt: Path, device: str, dtype: torch.dtype, knobs: dict, steps: int | None,
+                        seed: int) -> tuple[int, Run]:
+    """The exported diffusion model's pipeline, sampling each image with a fresh generator seeded by ``seed``."""
+    pipeline = load_pipeline(ckpt, device=device)
+    pipeline.precision = dtype
+    overrides = knob_overrides(knobs) | ({"steps": steps} if steps is not None else {})
+    pipeline.sampler = sampler_settings(pipeline.sampler, **overrides)
+
+    def run(lr: Tensor, stages: tqdm, bar: tqdm) -> Tensor:
+        if hasattr(pipeline.conditioner, "on_stage"):  # SpaSemSR: DRM tiles, grounder, describer, encoders
+            pipeline.conditioner.on_stage = partial(_advance, stages)
+        pipeline.on_denoise = bar.update
+        return pipeline(lr, torch.Generator(device).manual_seed(seed))[0].cpu()
+
+    return pipeline.scale, run
+
+
+def _restorer_upscaler(method: str, device: str, dtype: torch.dtype, knobs: dict, steps: int | None
+                       ) -> tuple[int, Run]:
+    """A registered restorer at x4, tile by tile when ``knobs`` ask for tiles (HR pixels, as for diffusion)."""
+    from spasemsr.registries import RESTORERS
+    from spasemsr.restore.baselines import load_restorer, tiled
+
+    name, _, path = method.partition(":")
+    RESTORERS.check(name)
+    extra = sorted(set(knob_overrides(knobs)) - {"tile_size", "tile_overlap"}) + (["steps"] if steps else [])
+    if extra:
+        raise ValueError(f"{method} is a restorer: sampler settings {extra} (presets, steps) do not apply to it")
+    scale = 4
+    restorer = load_restorer(name, Path(path) if path else None, scale, device)
+    tile, overlap = knobs.get("tile_size", 0) // scale, knobs.get("tile_overlap", 64) // scale
+
+    def run(lr: Tensor, stages: tqdm, bar: tqdm) -> Tensor:
+        with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32):
+            return tiled(restorer, lr, scale, tile, overlap, bar.update)[0].float().clamp(0, 1).cpu()
+
+    return scale, run

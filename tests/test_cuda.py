@@ -56,7 +56,7 @@ def test_the_data_stream_draws_the_same_batch_on_cuda_twice(sr_cfg):
 def test_training_on_cuda_in_bf16_with_every_memory_option(config, prior_dir, tmp_path):
     from spasemsr.training.run import train
 
-    extra = ("model.text.infer_describer=none", "model.drm_path=''") if config == "spasemsr.yaml" else ()
+    extra = ("model.text.infer_describer=none", "model.drm=none") if config == "spasemsr.yaml" else ()
     cfg = fast_config(config, tmp_path, prior_dir, 4, "trainer=gpu", "trainer.gradient_checkpointing=true",
                       "trainer.frozen_dtype=bfloat16", "trainer.optimizer=adamw8bit", *extra)
     export = train(cfg)

@@ -25,7 +25,7 @@ from spasemsr.registries import TASKS
 from spasemsr.training.run import build_trainer, resume_path, run_dir, train
 from tests.conftest import REPO, fast_config
 
-SPASEM_FAST = ("model.text.infer_describer=none", "model.drm_path=''", "model.visual.channels=8",
+SPASEM_FAST = ("model.text.infer_describer=none", "model.drm=none", "model.visual.channels=8",
                "model.visual.width=8")
 
 

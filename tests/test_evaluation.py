@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 
 import pytest
@@ -254,3 +255,32 @@ def test_metrics_that_cannot_score_the_set_are_named_before_sampling(tmp_path):
     assert "niqe: needs SR images of at least 96 pixels a side at x4, the smallest here is 40x48" in (
         result["unavailable"]["niqe"])
     assert "at least 184 pixels" in result["unavailable"]["ms_ssim"]
+
+
+def test_a_pretrained_peer_is_a_method_with_its_weights_hash_as_identity(pairs, tmp_path):
+    from spasemsr.restore.pretrained import weights_identity
+
+    dataset = paired_set(*pairs)
+    result = evaluate("realsr_df2k", dataset, ["psnr_y"], tmp_path / "realsr")
+    assert result["record"]["ckpt"] == weights_identity("realsr_df2k") and result["record"]["knobs"] is None
+    assert math.isfinite(result["means"]["psnr_y"])
+    with pytest.raises(ValueError, match="knobs .* apply to diffusion models only"):
+        evaluate("realsr_df2k", dataset, ["psnr_y"], tmp_path / "x", {"w_spa": 0.5})
+
+
+def test_the_drm_is_a_choice_and_the_old_drm_path_key_still_composes():
+    from spasemsr.config import load_config
+    from spasemsr.weights.exports import load_drm
+    from tests.conftest import REPO
+
+    cfg = load_config(REPO / "configs" / "spasemsr.yaml")
+    assert cfg.model.drm == "tiny"
+    assert load_config(REPO / "configs" / "spasemsr.yaml", ["model.drm_path=''"]).model.drm == "none"
+    assert load_config(REPO / "configs" / "spasemsr.yaml", ["model.drm_path=/x/drm"]).model.drm == "/x/drm"
+    export = REPO / "weights" / "tiny" / "spasemsr"
+    assert load_drm(export, "none", 4, "cpu") is None
+    lr = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    outputs = {name: load_drm(export, name, 4, "cpu")(lr) for name in ("tiny", "realesrgan_x4plus", "realsr_df2k")}
+    assert all(sr.shape == (1, 3, 64, 64) for sr in outputs.values())
+    assert not torch.allclose(outputs["tiny"], outputs["realesrgan_x4plus"], atol=1e-2)
+    assert not torch.allclose(outputs["realsr_df2k"], outputs["realesrgan_x4plus"], atol=1e-2)

@@ -22,7 +22,7 @@ def test_spasemsr_trains_exports_and_upscales_on_the_sd2_code_path(tmp_path):
         "model.visual.teacher=sam", f"model.visual.teacher_path={sam}", "model.visual.channels=8",
         "model.visual.width=8", "model.text.infer_grounder=owlv2", f"model.text.grounder_options.owlv2.path={owl}",
         "model.text.grounder_options.owlv2.vocabulary=cat,boat", "model.text.infer_describer=none",
-        "model.drm_path=''",
+        "model.drm=none",
     ])
     assert cfg.profile.text_encoder.name == "clip" and cfg.profile.text_encoder.path == str(sd2)
     export = train(cfg)

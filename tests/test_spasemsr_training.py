@@ -18,7 +18,7 @@ from tests.conftest import fast_config, overfit
 @pytest.fixture
 def spasem_cfg(tmp_path, prior_dir):
     return fast_config("spasemsr.yaml", tmp_path, prior_dir, 2, "model.text.infer_describer=none",
-                       "model.drm_path=''", "model.visual.channels=8", "model.visual.width=8")
+                       "model.drm=none", "model.visual.channels=8", "model.visual.width=8")
 
 
 def _module_and_batch(cfg):

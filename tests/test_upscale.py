@@ -271,8 +271,35 @@ def test_an_export_whose_drm_path_names_the_old_export_folder_still_loads(tmp_pa
     export = tmp_path / "spasemsr"
     shutil.copytree(REPO / "weights" / "tiny" / "spasemsr", export)
     config = (export / "config.yaml").read_text()
-    assert "drm_path: weights/tiny/drm/drm\n" in config
-    old_style = config.replace("drm_path: weights/tiny/drm/drm\n", "drm_path: weights/tiny/drm\n")
+    assert "drm: tiny\n" in config
+    old_style = config.replace("drm: tiny\n", "drm_path: weights/tiny/drm\n")  # before model.drm and the convention
     (export / "config.yaml").write_text(old_style)
     assert load_pipeline(export).conditioner.drm is not None
     assert "names a DRM export folder; reading" in capsys.readouterr().err
+
+
+def test_upscale_with_a_pretrained_restorer_keeps_what_the_cli_keeps_and_tiles(tmp_path, capsys):
+    from PIL import Image, ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = (torch.rand(3, 20, 28, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    alpha = torch.linspace(0, 255, 28).round().to(torch.uint8).expand(1, 20, 28)
+    source = tmp_path / "logo.png"
+    Image.fromarray(torch.cat([rgb, alpha]).permute(1, 2, 0).numpy(), mode="RGBA").save(source, icc_profile=icc)
+    Image.fromarray(rgb[0].numpy(), mode="L").save(tmp_path / "gray.jpg")
+    whole, tiled = tmp_path / "whole", tmp_path / "tiled"
+    assert main(["upscale", str(source), str(tmp_path / "gray.jpg"), "--out", str(whole), "--method",
+                 "realesrgan_x4plus", "--quiet"]) == 0
+    with Image.open(whole / "logo.png") as result:
+        assert result.mode == "RGBA" and result.size == (112, 80) and result.info.get("icc_profile") == icc
+    assert read_image(whole / "gray.png").shape == (3, 80, 112)
+    assert main(["upscale", str(source), "--out", str(tiled), "--method", "realesrgan_x4plus", "--tile", "64",
+                 "--tile-overlap", "32", "--quiet"]) == 0
+    tiled_sr, whole_sr = read_image(tiled / "logo.png"), read_image(whole / "logo.png")
+    assert tiled_sr.shape == whole_sr.shape and not torch.equal(tiled_sr, whole_sr)  # 3 x 2 tiles really ran
+    assert (tiled_sr - whole_sr).abs().mean() < 0.05  # 16-pixel LR tiles of pure noise: close, not equal
+    capsys.readouterr()
+    for extra in (["--preset", "balance"], ["--steps", "3"], ["--ckpt", "weights/tiny/spasemsr"]):
+        assert main(["upscale", str(source), "--out", str(tmp_path / "x"), "--method", "realesrgan_x4plus",
+                     *extra]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1

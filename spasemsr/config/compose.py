@@ -55,6 +55,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     model = cfg.pop("model", None) if "model" in cfg else None
     typed = typed_merge(Config, cfg, "")
     if model is not None:
+        _migrate_drm_path(model)
         name = model.get("name")
         if name not in TASKS:
             raise ConfigError(f"model.name={name!r} is not a task; valid: {list(TASKS)}")
@@ -79,6 +80,13 @@ def _check_backend_options(cfg: DictConfig) -> None:
             if name not in registry:
                 raise ConfigError(f"{where}: {name!r} is not a {registry.family}; valid: {sorted(registry)}")
             typed_merge(options_schema(registry.family, name, registry.get(name)), options or {}, where)
+
+
+def _migrate_drm_path(model: DictConfig) -> None:
+    """``model.drm_path`` (before ``model.drm``: older exports and command lines) as ``model.drm``, which it sets."""
+    if "drm_path" in model:
+        path = model.pop("drm_path")
+        model.drm = path or "none"
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -83,7 +83,9 @@ class SpaSemSRTask:
     text: TextGuidance = field(default_factory=TextGuidance)
     visual: VisualGuidanceTask = field(default_factory=VisualGuidanceTask)
     fusion: str = "spasem"  # spasem | sum | concat
-    drm_path: str = ""  # the DRM folder (its config.json; weights table: tiny_drm); "" grounds the bicubic LR
+    # what cleans the LR the grounder sees at inference: none (the bicubic LR), tiny (the shipped DRM), a pretrained
+    # restorer (realesrgan_x4plus, realsr_df2k) or the path of a DRM folder (its config.json)
+    drm: str = "tiny"
     cond_dropout: float = 0.1  # drop text conditions in training so classifier-free guidance works
 
 

@@ -34,7 +34,7 @@ def _score(name: str, sr: Tensor, hr: Tensor, lr: Tensor, scale: int) -> float:
 
 def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_dir: str | Path,
              knobs: Mapping[str, object] | None = None, seed: int = 0, device: str = "cpu",
-             rescore: bool = False, resume: bool = True) -> dict:
+             rescore: bool = False, resume: bool = True, drm: str | None = None) -> dict:
     """Run ``method`` on every image of ``dataset``, score it, write sr/, metrics.csv, metrics.json; return the json.
 
     Every HR and LR is decoded before the method is loaded (a bad file stops the run naming it). ``rescore``
@@ -55,7 +55,7 @@ def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_d
             if available(name)[0]:  # present here, but the images are too small for it
                 print(f"warning: {reason}; it is not scored", file=sys.stderr)
     scoring = [name for name in metrics if name not in unavailable]
-    runner = load_method(method, dataset.scale, knobs or {}, seed, device)
+    runner = load_method(method, dataset.scale, knobs or {}, seed, device, drm)
     reuse = rescore and reusable_sr(out_dir, runner, dataset, seed)
     if rescore and not reuse:
         print(f"{out_dir}: no SR images of this method, checkpoint, knobs, set and seed to rescore; sampling")

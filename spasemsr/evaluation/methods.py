@@ -22,24 +22,25 @@ class Method:
     knobs: dict | None
 
 
-def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int, device: str) -> Method:
-    """Build ``bicubic``, ``drm:PATH`` or an exported diffusion model (its sampler knobs overridden by ``knobs``)."""
+def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int, device: str,
+                drm: str | None = None) -> Method:
+    """Build a restorer (``bicubic``, ``realesrgan_x4plus``, ``realsr_df2k``, ``drm:PATH``; ``NAME:PATH`` gives any
+    restorer its weights) or an exported diffusion model (its sampler knobs overridden by ``knobs``; ``drm`` replaces
+    a SpaSemSR export's DRM and is recorded with the knobs)."""
     from spasemsr.evaluation.identity import export_config_hash, weights_sha256
-    from spasemsr.restore.baselines import load_restorer
+    from spasemsr.registries import RESTORERS
 
     overrides = knob_overrides(knobs)
-    if method == "bicubic" or method.startswith("drm:"):
-        if overrides:
-            raise ValueError(f"knobs {sorted(overrides)} apply to diffusion models only, not to {method!r}")
-        if method == "bicubic":
-            return Method(load_restorer("bicubic", None, scale, device), "bicubic", None, None)
-        path = Path(method.removeprefix("drm:"))
-        return Method(load_restorer("drm", path, scale, device), weights_sha256(path), export_config_hash(path), None)
+    name, _, path = method.partition(":")
+    if name in RESTORERS:
+        if overrides or drm:
+            raise ValueError(f"knobs {sorted(overrides)} and drm apply to diffusion models only, not to {method!r}")
+        return _restorer_method(name, Path(path) if path else None, scale, device)
     from spasemsr.pipeline import sampler_settings
     from spasemsr.weights.exports import load_pipeline
 
     export = Path(method)
-    pipeline = load_pipeline(export, device=device)
+    pipeline = load_pipeline(export, device=device, drm=drm)
     if pipeline.scale != scale:
         raise ValueError(f"{export} is a x{pipeline.scale} model, but the evaluation set is x{scale}")
     settings = sampler_settings(pipeline.sampler, **overrides, seed=seed)
@@ -47,4 +48,20 @@ def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int,
     def upscale(lr: Tensor) -> Tensor:  # a fresh generator per image, as `spasemsr upscale` seeds it
         return pipeline(lr, torch.Generator(device).manual_seed(seed), settings)
 
-    return Method(upscale, weights_sha256(export), export_config_hash(export), asdict(settings))
+    record = asdict(settings) | ({"drm": drm} if drm is not None else {})
+    return Method(upscale, weights_sha256(export), export_config_hash(export), record)
+
+
+def _restorer_method(name: str, path: Path | None, scale: int, device: str) -> Method:
+    """A restorer as a method; its identity is the hash of its weights (a folder's safetensors, a checkpoint file,
+    or what the restorer reports for built-in weights), its config hash that of the export it came from."""
+    from spasemsr.evaluation.identity import export_config_hash, weights_sha256
+    from spasemsr.restore.baselines import load_restorer
+    from spasemsr.training.manifest import file_sha256
+
+    restorer = load_restorer(name, path, scale, device)
+    if path is None:
+        return Method(restorer, getattr(restorer, "identity", name), None, None)
+    if path.is_dir():
+        return Method(restorer, weights_sha256(path), export_config_hash(path), None)
+    return Method(restorer, file_sha256(path), None, None)

@@ -1,7 +1,8 @@
 """The kodak5 benchmark: every shipped method under both LR recipes, one table per recipe.
 
-``python -m spasemsr.evaluation.suite --out experiments/results [--steps N]`` evaluates bicubic, the DRM,
-the ControlNet-SR baseline and SpaSemSR (each as shipped and raw) from ``weights/tiny/`` on kodak5 with
+``python -m spasemsr.evaluation.suite --out experiments/results [--steps N]`` evaluates bicubic, the DRM, the
+pretrained Real-ESRGAN x4plus and RealSR, the ControlNet-SR baseline and SpaSemSR (each as shipped and raw)
+from ``weights/tiny/`` on kodak5 with
 ``lr=realesrgan`` and ``lr=bicubic``, writing ``<out>/kodak5_<lr>.md`` and ``.csv`` and each run's files under
 ``<out>/kodak5_<lr>/<method>/``. A method whose weights folder is missing is skipped with a message on
 stderr and a line in the table file, never silently.
@@ -35,15 +36,18 @@ class SuiteMethod:
 METHODS: tuple[SuiteMethod, ...] = (
     SuiteMethod("bicubic", "bicubic", "restorer", None),
     SuiteMethod("drm", "DRM", "restorer", "drm/drm"),
+    SuiteMethod("realesrgan_x4plus", "Real-ESRGAN x4plus", "restorer", None),
+    SuiteMethod("realsr_df2k", "RealSR (DF2K)", "restorer", None),
     SuiteMethod("controlnet_sr_raw", "ControlNet-SR (raw)", "diffusion", "controlnet_sr", RAW),
     SuiteMethod("controlnet_sr", "ControlNet-SR", "diffusion", "controlnet_sr"),
     SuiteMethod("spasemsr_raw", "SpaSemSR (raw)", "diffusion", "spasemsr", RAW),
     SuiteMethod("spasemsr", "SpaSemSR", "diffusion", "spasemsr"),
 )
-"""Every row of the tables; the diffusion models both as shipped (configs/sampler/consistent.yaml) and raw."""
+"""Every row of the tables: bicubic, the real pretrained peers (Real-ESRGAN x4plus, RealSR, from PyPI wheels), our
+models; the diffusion models both as shipped (configs/sampler/consistent.yaml) and raw."""
 
 
-def _method(folder: str, kind: str, path: Path | None) -> str:
+def suite_method(folder: str, kind: str, path: Path | None) -> str:
     """The method string `evaluate` takes: bicubic, drm:PATH or the export folder."""
     if path is None:
         return folder
@@ -70,7 +74,7 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = T
                                "(`make weights-tiny` builds the shipped weights)")
                 print(f"{label}: {skipped[-1]}", file=sys.stderr)
                 continue
-            method = _method(entry.folder, entry.kind, path)
+            method = suite_method(entry.folder, entry.kind, path)
             knobs = {**entry.knobs, **({"steps": steps} if steps and entry.kind == "diffusion" else {})}
             print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs})")
             rows.append({"name": entry.label,

@@ -87,7 +87,8 @@ def _knob_note(knobs: dict | None) -> str:
     """Steps plus the knobs that differ from their neutral values, e.g. ', knobs steps=20 backproject=3'."""
     if not knobs:
         return ""
-    moved = [f"{k}={v}" for k, v in knobs.items() if k == "steps" or (k in NEUTRAL_KNOBS and v != NEUTRAL_KNOBS[k])]
+    moved = [f"{k}={v}" for k, v in knobs.items()
+             if k in ("steps", "drm") or (k in NEUTRAL_KNOBS and v != NEUTRAL_KNOBS[k])]
     return ", knobs " + " ".join(moved)
 
 

@@ -26,7 +26,7 @@ from spasemsr.data.images import read_image, write_image
 from spasemsr.evaluation.datasets import EvalImage, bundled_set
 from spasemsr.evaluation.identity import export_config_hash, weights_sha256
 from spasemsr.evaluation.methods import load_method
-from spasemsr.evaluation.suite import METHODS, RAW, SuiteMethod, run_suite
+from spasemsr.evaluation.suite import METHODS, RAW, SuiteMethod, run_suite, suite_method
 from spasemsr.figures.inputs import FIGURE_DATA_DIR, FRONT, SWEEP, read_json
 from spasemsr.metrics.color import quantize_8bit
 from spasemsr.metrics.registry import compute
@@ -40,7 +40,7 @@ KNOB_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0)  # the sweep's range of both knobs, neut
 KNOB_BOX = (256, 96, 352, 192)  # HR pixels (x0, y0, x1, y1): dormer window and snowy roof
 COMPARE_BOX = (240, 112, 400, 272)  # HR pixels: dormer, roof tiles, green and yellow facades
 COMPARE_ZOOM = (264, 128, 312, 176)  # HR pixels inside COMPARE_BOX, its upper left: the dormer, drawn magnified
-COMPARE_METHODS = ("bicubic", "drm", "controlnet_sr", "spasemsr")  # suite rows as shipped (as in the table)
+COMPARE_METHODS = ("bicubic", "drm", "realesrgan_x4plus", "realsr_df2k", "controlnet_sr", "spasemsr")  # suite rows
 
 
 def _image(name: str, lr: str = "realesrgan") -> EvalImage:
@@ -159,15 +159,15 @@ def knob_grid(results: Path, model: str | Path, device: str = "cpu") -> Path:
 def _suite_sr(entry: SuiteMethod, results: Path, image: EvalImage, weights: Path, device: str) -> tuple[Tensor, dict]:
     """The method's SR of ``image``: the eval's saved image when it is this checkpoint's, else sampled afresh."""
     path = weights / entry.weights if entry.weights else None
-    ckpt = weights_sha256(path) if path else "bicubic"
+    method = suite_method(entry.folder, entry.kind, path)
+    runner = load_method(method, 4, entry.knobs, SEED, device)
+    ckpt = runner.ckpt
     run = results / "kodak5_realesrgan" / entry.folder
     saved = run / "sr" / f"{image.name}.png"
     if saved.is_file() and (run / "metrics.json").is_file():
         record = json.loads((run / "metrics.json").read_text())["record"]
         if record["ckpt"] == ckpt and record["dataset"]["hash"] == bundled_set("kodak5", "realesrgan").hash:
             return read_image(saved).double(), {"source": str(saved), "ckpt": ckpt, "knobs": record["knobs"]}
-    method = "bicubic" if path is None else (str(path) if entry.kind == "diffusion" else f"{entry.folder}:{path}")
-    runner = load_method(method, 4, entry.knobs, SEED, device)
     with torch.no_grad():
         sr = runner.upscale(image.lr[None].to(device))[0].cpu()
     return quantize_8bit(sr), {"source": f"sampled by `make figure-data` ({method})", "ckpt": ckpt,

@@ -49,6 +49,8 @@ class Mark:
 METHOD_MARKS = {
     "bicubic": Mark(OKABE_ITO["black"], "s"),
     "DRM": Mark(OKABE_ITO["green"], "D"),
+    "Real-ESRGAN x4plus": Mark(OKABE_ITO["vermillion"], "P"),
+    "RealSR (DF2K)": Mark(OKABE_ITO["sky"], "X"),
     "ControlNet-SR": Mark(OKABE_ITO["orange"], "^"),
     "ControlNet-SR (raw)": Mark(OKABE_ITO["orange"], "^", filled=False),
     "SpaSemSR": Mark(OKABE_ITO["blue"], "o"),

@@ -26,7 +26,7 @@ STAGES: dict[str, tuple[str, int, list[str]]] = {
     "estimator": ("tiny_estimator.yaml", 300, []),
     "controlnet_sr": ("controlnet_sr.yaml", 600, [f"profile.backbone_path={WEIGHTS['tiny_prior'].default}"]),
     "spasemsr": ("spasemsr.yaml", 600, [
-        f"profile.backbone_path={WEIGHTS['tiny_prior'].default}", f"model.drm_path={WEIGHTS['tiny_drm'].default}",
+        f"profile.backbone_path={WEIGHTS['tiny_prior'].default}", "model.drm=tiny",
         f"model.text.describer_options.estimator.path={WEIGHTS['tiny_estimator'].default}",
     ]),
 }

@@ -21,7 +21,9 @@ from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.models.sr_net import build_sr_net
 from spasemsr.pipeline import Conditioner, SRPipeline, sampler_settings
 from spasemsr.registries import TASKS
+from spasemsr.restore.baselines import Restorer
 from spasemsr.weights import local_path
+from spasemsr.weights.table import WEIGHTS
 
 
 def read_export(export: str | Path) -> DictConfig:
@@ -40,10 +42,16 @@ def read_export(export: str | Path) -> DictConfig:
     return cfg
 
 
-def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps: int | None = None) -> SRPipeline:
-    """The inference pipeline of an exported ControlNet-SR or SpaSemSR model."""
+def load_pipeline(export: str | Path, device: str | torch.device = "cpu", steps: int | None = None,
+                  drm: str | None = None) -> SRPipeline:
+    """The inference pipeline of an exported ControlNet-SR or SpaSemSR model; ``drm`` replaces SpaSemSR's
+    ``model.drm`` (what cleans the LR its grounder sees: none, tiny, realesrgan_x4plus, realsr_df2k or a path)."""
     export = Path(export)
     cfg = read_export(export)
+    if drm is not None:
+        if cfg.model.name != "spasemsr":
+            raise ValueError(f"{export} is a {cfg.model.name} model: only SpaSemSR has a DRM to choose")
+        cfg.model.drm = drm
     backbone = load_backbone(cfg.profile.backbone_path).freeze()
     controlnet = ControlNetModel.from_pretrained(export / "controlnet", local_files_only=True).eval()
     text_encoder = text_encoder_for(cfg)
@@ -61,7 +69,6 @@ def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder,
     from spasemsr.guidance.backends import text_backends
     from spasemsr.guidance.denoiser import GUIDANCE_MODULES
     from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
-    from spasemsr.restore.baselines import load_restorer
 
     state = load_file(export / "guidance.safetensors")
     sem_head = state.get("visual.sem_head.weight")
@@ -75,10 +82,22 @@ def _spasemsr(cfg: DictConfig, export: Path, backbone, controlnet, text_encoder,
             f"unexpected {result.unexpected_keys[:3]}"
         )
     grounder, describer = text_backends(task.text, "infer", device)
-    drm = None
-    if task.drm_path:
-        drm = load_restorer("drm", _drm_folder(export, task.drm_path), cfg.data.scale, str(device))
+    drm = load_drm(export, task.drm, cfg.data.scale, str(device))
     return net, SpaSemSRConditioner(net, cfg.data.scale, grounder, describer, drm, task.text.grounding_side)
+
+
+def load_drm(export: Path, drm: str, scale: int, device: str) -> Restorer | None:
+    """The restorer ``model.drm`` names (None for ``none``): the shipped tiny DRM, a pretrained restorer or a DRM
+    folder."""
+    from spasemsr.registries import RESTORERS
+    from spasemsr.restore.baselines import load_restorer
+
+    if drm == "none":
+        return None
+    if drm in RESTORERS and drm not in ("drm", "bicubic"):
+        return load_restorer(drm, None, scale, device)
+    path = WEIGHTS["tiny_drm"].default if drm == "tiny" else drm
+    return load_restorer("drm", _drm_folder(export, path), scale, device)
 
 
 def _drm_folder(export: Path, drm_path: str) -> Path:
@@ -86,7 +105,7 @@ def _drm_folder(export: Path, drm_path: str) -> Path:
     name the DRM's export folder instead, whose ``drm/`` is read (with a warning) so they keep loading."""
     folder = local_path(drm_path)
     if not (folder / "config.json").is_file() and (folder / "drm" / "config.json").is_file():
-        print(f"warning: {export}/config.yaml: model.drm_path={drm_path} names a DRM export folder; reading "
+        print(f"warning: {export}/config.yaml: model.drm={drm_path} names a DRM export folder; reading "
               f"{folder / 'drm'} (paths now name the folder holding config.json)", file=sys.stderr)
         return folder / "drm"
     return folder
