@@ -50,9 +50,9 @@ lint: install  ## ruff only
 weights-tiny: install  ## train every tiny component in order (resumable) and ship them to weights/tiny/
 	$(BIN)/python -m spasemsr.weights.build_tiny
 
-eval: install  ## kodak5 table (bicubic, DRM, ControlNet-SR, SpaSemSR; Real-ESRGAN and bicubic LR) -> experiments/results
+eval: install  ## kodak5 table (bicubic, DRM, Real-ESRGAN x4plus, RealSR, ControlNet-SR, SpaSemSR; both LR recipes) -> experiments/results; EVAL_ONLY=a,b re-runs just those rows
 	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS)) \
-		$(if $(EVAL_RESCORE),--rescore)
+		$(if $(EVAL_RESCORE),--rescore) $(if $(EVAL_ONLY),--only $(EVAL_ONLY))
 
 ablate: install  ## ablation table (experiments/ablation.yaml); resumable; ABLATE_BUDGET=smoke|full
 	$(BIN)/spasemsr ablate --experiment experiments/ablation.yaml --budget $(ABLATE_BUDGET) --out $(ABLATE_OUT) \

@@ -165,8 +165,9 @@ def test_suite_runs_what_is_shipped_and_says_what_it_skips(export_dir, tmp_path,
     sets = {"tiny_bicubic": hr_folder_set(tmp_path / "hr", "bicubic")}
     out = tmp_path / "results"
     tables = run_suite(out, steps=1, weights=weights, sets=sets)
-    assert [row["name"] for row in tables["tiny_bicubic"]] == ["bicubic", "DRM", "ControlNet-SR (raw)", "ControlNet-SR"]
-    for folder in ("bicubic", "drm", "controlnet_sr_raw", "controlnet_sr"):
+    names = ["bicubic", "DRM", "Real-ESRGAN x4plus", "RealSR (DF2K)", "ControlNet-SR (raw)", "ControlNet-SR"]
+    assert [row["name"] for row in tables["tiny_bicubic"]] == names
+    for folder in ("bicubic", "drm", "realesrgan_x4plus", "realsr_df2k", "controlnet_sr_raw", "controlnet_sr"):
         assert (out / "tiny_bicubic" / folder / "metrics.json").is_file()
     shipped, raw = (json.loads((out / "tiny_bicubic" / f / "metrics.json").read_text())["record"]["knobs"]
                     for f in ("controlnet_sr", "controlnet_sr_raw"))
@@ -175,6 +176,11 @@ def test_suite_runs_what_is_shipped_and_says_what_it_skips(export_dir, tmp_path,
     assert "| ControlNet-SR |" in text and "SpaSemSR skipped" in text and "psnr_y ↑" in text
     assert "SpaSemSR skipped" in capsys.readouterr().err
     assert (out / "tiny_bicubic.csv").read_text().startswith("method,psnr_y,")
+    again = run_suite(out, steps=1, weights=weights, sets=sets, only=["bicubic"])["tiny_bicubic"]
+    assert [row["name"] for row in again] == names  # the other rows kept from the run before, same numbers
+    assert [row["means"] for row in again] == [row["means"] for row in tables["tiny_bicubic"]]
+    with pytest.raises(ValueError, match="unknown suite methods \\['esrgan'\\]"):
+        run_suite(out, weights=weights, sets=sets, only=["esrgan"])
 
 
 def test_doctor_reports_and_exits_zero(capsys):

@@ -316,3 +316,17 @@ def test_evaluate_writes_json_and_the_annotations_score_perfectly(tmp_path: Path
     assert overall["objects"] == 24 and overall["precision"] == overall["recall"] == 1.0
     assert [row["image"] for row in saved["conditions"]["clean"]["images"]] == [
         "kodim03", "kodim04", "kodim06", "kodim08", "kodim19"]
+
+
+def test_grounding_conditions_include_the_lr_each_drm_restores():
+    from spasemsr.evaluation.datasets import degraded_lr
+    from spasemsr.guidance.grounding.evaluate import degrade
+
+    image = torch.rand(1, 3, 50, 66, generator=torch.Generator().manual_seed(0))
+    seen = {c: degrade(image, c, "kodim03") for c in ("bicubic+none", "realesrgan+none", "realesrgan+tiny")}
+    assert all(x.shape == image.shape and 0 <= x.min() and x.max() <= 1 for x in seen.values())
+    assert not torch.allclose(seen["realesrgan+none"], seen["realesrgan+tiny"], atol=1e-2)  # the DRM ran
+    lr = degraded_lr(image[0, :, :48, :64], "kodim03", "realesrgan")
+    assert torch.equal(lr, degraded_lr(image[0, :, :48, :64], "kodim03", "realesrgan"))  # seeded by the name
+    with pytest.raises(ValueError, match="unknown condition 'jpeg\\+tiny'"):
+        degrade(image, "jpeg+tiny", "kodim03")

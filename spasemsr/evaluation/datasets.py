@@ -125,12 +125,18 @@ class EvalSet:
         hr = read_image(entry.hr_path)[:, :height, :width]
         if entry.lr_path is not None:
             lr = read_image(entry.lr_path)
-        elif self.lr == "bicubic":
-            lr = quantize_8bit(bicubic_down(hr[None], self.scale))[0].float()
         else:
-            generator = torch.Generator().manual_seed(entry.seed)
-            lr = RealESRGANDegradation(DegradationConfig(), self.scale)(hr[None], generator)[0][0]
+            lr = degraded_lr(hr, entry.name, self.lr, self.scale)
         return EvalImage(entry.name, hr, lr)
+
+
+def degraded_lr(hr: Tensor, name: str, recipe: str, scale: int = 4) -> Tensor:
+    """The LR a generated set makes of ``hr`` (sides a multiple of ``scale``): 8-bit bicubic, or the Real-ESRGAN
+    degradation seeded by the image's name alone."""
+    if recipe == "bicubic":
+        return quantize_8bit(bicubic_down(hr[None], scale))[0].float()
+    generator = torch.Generator().manual_seed(image_seed(name))
+    return RealESRGANDegradation(DegradationConfig(), scale)(hr[None], generator)[0][0]
 
 
 def image_seed(name: str) -> int:

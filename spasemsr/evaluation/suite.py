@@ -11,7 +11,9 @@ stderr and a line in the table file, never silently.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,15 +61,38 @@ def kodak5_sets() -> dict[str, EvalSet]:
     return {f"kodak5_{lr}": bundled_set("kodak5", lr) for lr in LR_RECIPES}
 
 
+def _kept_row(folder: Path, entry: SuiteMethod, dataset: EvalSet) -> dict | None:
+    """The row an earlier run left in ``folder`` for this very set (None if there is none, or of another set)."""
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    return {"name": entry.label, **result} if result["record"]["dataset"]["hash"] == dataset.hash else None
+
+
 def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = TINY,
               sets: dict[str, EvalSet] | None = None, device: str = "cpu",
-              rescore: bool = False) -> dict[str, list[dict]]:
-    """Evaluate every method whose weights exist on every set; write the tables; return the rows per set."""
+              rescore: bool = False, only: Sequence[str] | None = None) -> dict[str, list[dict]]:
+    """Evaluate every method whose weights exist on every set; write the tables; return the rows per set.
+
+    ``only`` (suite folder names) evaluates just those rows; the tables then keep the other rows' results from
+    earlier runs in ``out`` (their own records, for the same set), or list them as not evaluated.
+    """
     out, weights = Path(out), Path(weights)
+    unknown = sorted(set(only or ()) - {entry.folder for entry in METHODS})
+    if unknown:
+        raise ValueError(f"unknown suite methods {unknown}; valid: {[entry.folder for entry in METHODS]}")
     tables = {}
     for label, dataset in (sets or kodak5_sets()).items():
         rows, skipped = [], []
         for entry in METHODS:
+            if only and entry.folder not in only:
+                kept = _kept_row(out / label / entry.folder, entry, dataset)
+                if kept is None:
+                    skipped.append(f"{entry.label} not evaluated (not in --only, and no earlier result of this set)")
+                else:
+                    rows.append(kept)
+                continue
             path = weights / entry.weights if entry.weights else None
             if path is not None and not path.is_dir():
                 skipped.append(f"{entry.label} skipped: {path} is missing "
@@ -93,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=str(TINY), help="the shipped weights folder")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rescore", action="store_true", help="score the saved SR images again (no sampling)")
+    parser.add_argument("--only", help="comma-separated suite methods to evaluate (the others' earlier results are "
+                                       f"kept in the tables): {', '.join(entry.folder for entry in METHODS)}")
     args = parser.parse_args(argv)
-    run_suite(args.out, args.steps, args.weights, device=args.device, rescore=args.rescore)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    run_suite(args.out, args.steps, args.weights, device=args.device, rescore=args.rescore, only=only)
     return 0
 
 

@@ -21,6 +21,8 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,13 +58,36 @@ def canonical(tag: str) -> str:
     return tag
 
 
-def degrade(image: Tensor, condition: str) -> Tensor:
-    """The (B, 3, H, W) input a grounder sees under `condition` ("clean" or "bicubic_x4")."""
+LR_RECIPES = ("bicubic", "realesrgan")
+DRMS = ("none", "tiny", "realesrgan_x4plus", "realsr_df2k")
+
+
+def degrade(image: Tensor, condition: str, name: str = "") -> Tensor:
+    """The (B, 3, H, W) input a grounder sees under `condition`: "clean", "bicubic_x4" (x4 bicubic down and up), or
+    "<lr>+<drm>": the x4 LR of `evaluate` (lr: bicubic, or realesrgan seeded by the image's name) restored by the
+    DRM SpaSemSR's `model.drm` names (none: bicubic up), what its grounder sees at inference."""
     if condition == "clean":
         return image
     if condition == "bicubic_x4":
         return bicubic_up(bicubic_down(image, 4), image.shape[-2:]).clamp(0, 1)
-    raise ValueError(f"unknown condition {condition!r}; expected 'clean' or 'bicubic_x4'")
+    lr_recipe, _, drm = condition.partition("+")
+    if lr_recipe not in LR_RECIPES or drm not in DRMS:
+        raise ValueError(f"unknown condition {condition!r}; expected clean, bicubic_x4 or <lr>+<drm> with lr in "
+                         f"{LR_RECIPES} and drm in {DRMS}")
+    from spasemsr.evaluation.datasets import degraded_lr
+
+    height, width = (side - side % 4 for side in image.shape[-2:])
+    lr = degraded_lr(image[0, :, :height, :width], name, lr_recipe)[None]
+    restored = bicubic_up(lr, (height, width)).clamp(0, 1) if drm == "none" else _drm(drm)(lr)
+    return bicubic_up(restored, image.shape[-2:]).clamp(0, 1)  # back to the annotated size (a few pixels)
+
+
+@cache
+def _drm(name: str) -> Callable[[Tensor], Tensor]:
+    from spasemsr.weights.exports import load_drm
+    from spasemsr.weights.table import WEIGHTS
+
+    return load_drm(Path(WEIGHTS["tiny_spasemsr"].default), name, 4, "cpu")
 
 
 def _greedy_matches(pred: Grounding, gt_boxes: Tensor, gt_tags: Sequence[str] | None) -> int:
@@ -116,7 +141,7 @@ def evaluate(grounder: Grounder, names: Sequence[str], condition: str) -> dict[s
         paths.update(zip(members, sample_paths(split), strict=True))  # checksums verified
     rows = []
     for name in names:
-        image = degrade(read_image(paths[name])[None], condition)
+        image = degrade(read_image(paths[name])[None], condition, name)
         wall, cpu = time.perf_counter(), time.process_time()
         (pred,) = grounder(image, keys=[name])
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -164,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grounder", default="auto", help="registry name (spasemsr.guidance.grounding.GROUNDERS)")
     parser.add_argument("--split", default="kodak5,val,train", help="comma list of bundled splits")
-    parser.add_argument("--conditions", default="clean,bicubic_x4", help="comma list: clean, bicubic_x4")
+    parser.add_argument("--conditions", default="clean,bicubic_x4",
+                        help=f"comma list: clean, bicubic_x4, <lr>+<drm> (lr: {', '.join(LR_RECIPES)}; drm: "
+                             f"{', '.join(DRMS)})")
     parser.add_argument("--option", type=_option, action="append", default=[], help="grounder option KEY=VALUE")
     parser.add_argument("--out", required=True, help="JSON file to write (atomically)")
     args = parser.parse_args(argv)
