@@ -47,7 +47,12 @@ TEACHERS = Registry("semantic teacher", {
     "sam": f"{_TEACHERS}:load_sam_teacher",
     "none": f"{_TEACHERS}:no_teacher",
 })
-RESTORERS = Registry("restorer", {"bicubic": f"{_RESTORE}:bicubic_restorer", "drm": f"{_RESTORE}:drm_restorer"})
+RESTORERS = Registry("restorer", {
+    "bicubic": f"{_RESTORE}:bicubic_restorer",
+    "drm": f"{_RESTORE}:drm_restorer",
+    "realesrgan_x4plus": "spasemsr.restore.pretrained:realesrgan_x4plus_restorer",
+    "realsr_df2k": "spasemsr.restore.pretrained:realsr_df2k_restorer",
+})
 DISTANCES = Registry("constraint distance", {
     "l1": "torch.nn.functional:l1_loss",
     "l2": "torch.nn.functional:mse_loss",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# converted pretrained restorers go to a throwaway cache, never the user's ~/.cache/spasemsr
+os.environ.setdefault("SPASEMSR_CACHE", tempfile.mkdtemp(prefix="spasemsr-cache-"))
 # one thread per xdist worker (`make test-fast` runs two): more would oversubscribe the 2 cores
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 

@@ -105,9 +105,10 @@ def test_bicubic_is_torch_bicubic_clamped():
 
 
 def test_restorer_errors_name_what_is_valid(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown restorer 'esrgan'; valid: \['bicubic', 'drm'\]"):
+    with pytest.raises(ValueError, match=r"unknown restorer 'esrgan'; valid: \['bicubic', 'drm', 'realesrgan_x4plus', "
+                                         r"'realsr_df2k'\]"):
         load_restorer("esrgan")
-    assert sorted(RESTORERS) == ["bicubic", "drm"]
+    assert sorted(RESTORERS) == ["bicubic", "drm", "realesrgan_x4plus", "realsr_df2k"]
     with pytest.raises(FileNotFoundError, match="restorer 'drm' needs path="):
         load_restorer("drm", tmp_path)
     with pytest.raises(ValueError, match="has no weights"):
