@@ -1,4 +1,4 @@
-"""Visual comparison: one crop box through LR, bicubic, DRM, ControlNet-SR, SpaSemSR and HR, each with a zoom inset.
+"""Visual comparison: one crop box through LR, every suite method of `COMPARE_METHODS` and HR, each with a zoom inset.
 
 Every image lies on the same HR-pixel grid, so the LR is drawn nearest-neighbour x4 and the zoom box
 marks the same pixels in every panel. Titles carry the image-level PSNR-Y and NIQE that ``make
@@ -57,7 +57,7 @@ def draw_zoomed(ax: Axes, pixels: np.ndarray, size: tuple[int, int], zoom: tuple
 
 
 def figure(results: Path) -> Figure:
-    """Six panels in a row, left to right from input to reference."""
+    """One panel per entry in a row, left to right from input to reference."""
     record = read_json(results, COMPARISON)
     x0, y0, x1, y1 = record["box"]
     zoom = (record["zoom"][0] - x0, record["zoom"][1] - y0, record["zoom"][2] - x0, record["zoom"][3] - y0)
