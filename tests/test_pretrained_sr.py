@@ -11,6 +11,7 @@ import torch
 
 from spasemsr.evaluation.datasets import load_eval_set
 from spasemsr.metrics.registry import compute
+from spasemsr.restore import ncnn as ncnn_reader
 from spasemsr.restore import pretrained
 from spasemsr.restore.baselines import bicubic_upscale, load_restorer
 from spasemsr.restore.drm import RRDBNet
@@ -51,13 +52,13 @@ def _tiny_ncnn(folder, tag: int, extra: bytes = b""):
     param.write_text("7767517\n2 2\nInput in 0 1 data\n"
                      "Convolution conv 1 1 data out 0=1 1=3 4=1 5=1 6=9 9=2 -23310=1,2.000000e-01\n")
     weights = np.arange(9, dtype=np.float32) / 8
-    body = weights.astype("<f2").tobytes() + b"\0\0" if tag == pretrained.TAG_FP16 else weights.tobytes()
+    body = weights.astype("<f2").tobytes() + b"\0\0" if tag == ncnn_reader.TAG_FP16 else weights.tobytes()
     binary = folder / "tiny.bin"
     binary.write_bytes(struct.pack("<I", tag) + body + struct.pack("<f", 0.5) + extra)
     return param, binary, weights
 
 
-@pytest.mark.parametrize("tag", [pretrained.TAG_FP16, pretrained.TAG_FP32])
+@pytest.mark.parametrize("tag", [ncnn_reader.TAG_FP16, ncnn_reader.TAG_FP32])
 def test_reader_decodes_fp16_and_fp32_weights_and_array_params(tmp_path, tag):
     param, binary, weights = _tiny_ncnn(tmp_path, tag)
     data, conv = pretrained.read_ncnn(param, binary)
@@ -70,7 +71,7 @@ def test_reader_decodes_fp16_and_fp32_weights_and_array_params(tmp_path, tag):
 
 def test_reader_fails_on_leftover_bytes_and_unknown_tags(tmp_path):
     with pytest.raises(ValueError, match="consumed 28 of 32 bytes"):
-        pretrained.read_ncnn(*_tiny_ncnn(tmp_path, pretrained.TAG_FP16, extra=b"\0" * 4)[:2])
+        pretrained.read_ncnn(*_tiny_ncnn(tmp_path, ncnn_reader.TAG_FP16, extra=b"\0" * 4)[:2])
     with pytest.raises(ValueError, match="0x000D4B38 at byte 0 is int8"):
         pretrained.read_ncnn(*_tiny_ncnn(tmp_path, 0x000D4B38)[:2])
 
