@@ -261,8 +261,10 @@ def test_comparison_crops_the_eval_images_of_the_shipped_checkpoints_and_samples
                                                                  "dataset": {"hash": dataset_hash}}}))
     record = json.loads(collect.comparison(results, weights).read_text())
     panels = {panel["key"]: panel for panel in record["panels"]}
-    assert list(panels) == ["lr", "bicubic", "drm", "controlnet_sr", "spasemsr", "hr"]
-    assert panels["bicubic"]["source"].startswith("sampled by `make figure-data`")  # its saved image is stale
+    assert list(panels) == ["lr", "bicubic", "drm", "realesrgan_x4plus", "realsr_df2k", "controlnet_sr", "spasemsr",
+                            "hr"]
+    for key in ("bicubic", "realesrgan_x4plus", "realsr_df2k"):  # a stale saved image, or none
+        assert panels[key]["source"].startswith("sampled by `make figure-data`")
     x0, y0, x1, y1 = record["box"]
     for key in ("drm", "controlnet_sr", "spasemsr"):
         assert panels[key]["source"].endswith(f"{key}/sr/{collect.IMAGE}.png")
