@@ -17,6 +17,11 @@ from spasemsr.registries import TASKS
 from spasemsr.utils.registry import import_object
 
 
+def sr_task_names() -> list[str]:
+    """The registered tasks whose export is an SR model."""
+    return [name for name in TASKS if TASKS.get(name).is_sr]
+
+
 def build_sr_net(cfg: Any, backbone: Backbone, text_encoder: TextEncoder, controlnet: ControlNetModel | None = None,
                  teacher_channels: int = 0) -> ControlledUNet:
     """The network of SR task ``cfg.model.name`` over the frozen ``backbone``.
@@ -26,8 +31,7 @@ def build_sr_net(cfg: Any, backbone: Backbone, text_encoder: TextEncoder, contro
     """
     task = TASKS.get(cfg.model.name)
     if not task.is_sr:
-        valid = [name for name in TASKS if TASKS.get(name).is_sr]
-        raise ValueError(f"model.name={cfg.model.name!r} is not an SR task; SR tasks: {valid}")
+        raise ValueError(f"model.name={cfg.model.name!r} is not an SR task; SR tasks: {sr_task_names()}")
     if controlnet is None:
         controlnet = controlnet_from_unet(backbone.unet, list(cfg.profile.control_embedding_channels),
                                           vae_downscale(backbone.vae))

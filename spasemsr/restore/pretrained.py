@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -29,12 +28,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from spasemsr.restore.baselines import Restorer
 from spasemsr.restore.drm import RRDBNet
 from spasemsr.restore.ncnn import read_ncnn
 from spasemsr.restore.rrdb_mapping import basicsr_checkpoint_state_dict, rrdbnet_from_state_dict, rrdbnet_state_dict
 from spasemsr.utils.atomic import atomic_write_text, umask_mode
-
-Restorer = Callable[[Tensor], Tensor]
 
 CONVERTER_VERSION = 1  # bump when the conversion changes: caches made by an older converter are rebuilt
 

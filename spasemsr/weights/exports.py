@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from spasemsr.config import validate
 from spasemsr.diffusion.backbone import load_backbone
 from spasemsr.guidance.text.encoder import text_encoder_for
-from spasemsr.models.sr_net import build_sr_net
+from spasemsr.models.sr_net import build_sr_net, sr_task_names
 from spasemsr.pipeline import Conditioner, SRPipeline, sampler_settings
 from spasemsr.registries import TASKS
 from spasemsr.restore.baselines import Restorer
@@ -37,8 +37,7 @@ def read_export(export: str | Path) -> DictConfig:
         )
     cfg = validate(OmegaConf.load(export / "config.yaml"))
     if not TASKS.get(cfg.model.name).is_sr:
-        valid = [name for name in TASKS if TASKS.get(name).is_sr]
-        raise ValueError(f"{export} holds a {cfg.model.name!r} model; upscaling needs one of {valid}")
+        raise ValueError(f"{export} holds a {cfg.model.name!r} model; upscaling needs one of {sr_task_names()}")
     return cfg
 
 
