@@ -163,7 +163,7 @@ def test_a_few_adamw_steps_lower_the_loss_on_a_fixed_batch(est_cfg):
     batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
     est_cfg.model.lr = 1e-2
     module = EstimatorModule(est_cfg)
-    optimizer = module.configure_optimizers()
+    optimizer = module.configure_optimizers()["optimizer"]
     before, after = overfit(lambda: module.loss(batch), optimizer, 15)
     assert after < 0.5 * before, (before, after)
 

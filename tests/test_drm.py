@@ -64,7 +64,7 @@ def test_a_few_adamw_steps_lower_the_l1_on_a_fixed_batch(drm_cfg):
     datamodule = SRDataModule(drm_cfg.data, drm_cfg.degradation, drm_cfg.seed, degrade=True)
     datamodule.setup()
     batch = next(iter(datamodule.val_dataloader()))
-    optimizer = module.configure_optimizers()
+    optimizer = module.configure_optimizers()["optimizer"]
     before, after = overfit(lambda: module.loss(batch), optimizer, 6)
     assert after < 0.8 * before, (before, after)
 

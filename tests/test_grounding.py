@@ -112,12 +112,19 @@ def test_identity_view_keeps_boxes_and_bad_views_are_refused() -> None:
 # ---------------------------------------------------------------- bundled annotations
 
 
-def test_every_bundled_image_has_valid_annotations() -> None:
+# photos added with issue #18 (every natural photo the packages ship); no hand boxes, so they train with `auto`
+UNANNOTATED = {"retina", "camera", "moon", "coins", "brick", "grass", "gravel", "page", "text", "cell", "grace_hopper"}
+
+
+def test_every_bundled_image_but_the_added_ones_has_valid_annotations() -> None:
     annotations = load_annotations()  # validates bounds, x0 < x1, y0 < y1 and non-empty tags
-    assert sorted(annotations) == sorted(sample.name for sample in SAMPLES)
+    assert sorted(annotations) == sorted(sample.name for sample in SAMPLES if sample.name not in UNANNOTATED)
+    assert UNANNOTATED <= {sample.name for sample in SAMPLES}
     raw = json.loads(BUNDLED_ANNOTATIONS.read_text())["images"]
     for split in ("train", "val", "kodak5"):
         for sample, path in zip([s for s in SAMPLES if s.split == split], sample_paths(split), strict=True):
+            if sample.name in UNANNOTATED:
+                continue
             entry = annotations[sample.name]
             assert entry.size == image_size(path), sample.name
             assert entry.file == sample.relative_path and 1 <= len(entry.tags) <= 8

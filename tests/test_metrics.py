@@ -191,13 +191,13 @@ def test_pinned_weight_names_match_the_installed_loaders():
 def test_directions_and_kinds():
     from pyiqa.default_model_configs import DEFAULT_CONFIGS
 
-    expected_lower = {"niqe", "piqe", "lpips", "dists", "pi"}
+    expected_lower = {"niqe", "piqe", "lpips", "dists", "pi", "dark_dots", "new_dark_dots"}
     assert {name for name in METRICS if lower_better(name)} == expected_lower
     for name in ("niqe", "piqe", *LEARNED):
         assert METRICS[name].lower_better == DEFAULT_CONFIGS[name].get("lower_better", False), name
     kinds = {name: spec.kind for name, spec in METRICS.items()}
-    assert [n for n, k in kinds.items() if k == "full_ref"] == ["psnr_y", "ssim_y", "psnr_rgb", "ms_ssim", "lpips",
-                                                                  "dists"]
+    assert [n for n, k in kinds.items() if k == "full_ref"] == ["psnr_y", "ssim_y", "psnr_rgb", "ms_ssim",
+                                                                  "new_dark_dots", "lpips", "dists"]
     assert kinds["lr_consistency"] == "lr_ref"
     assert all(spec.variant.startswith(f"{name}: ") for name, spec in METRICS.items())
 
@@ -253,3 +253,33 @@ def test_each_metric_scores_down_to_its_declared_smallest_size_and_not_below(sca
         if smallest > scale:  # below it the metric cannot score, and says so up front
             assert not scores(name, smallest - scale if name == "lr_consistency" else smallest - 1), name
             assert f"at least {smallest} pixels" in too_small(name, smallest - 1, 500, scale)
+
+
+def _flat_with_dots(centres: list[tuple[int, int]], side: int = 64, size: int = 2) -> torch.Tensor:
+    """A flat mid-grey image with dark size x size squares (60 grey levels below) at ``centres``."""
+    img = torch.full((1, 3, side, side), 0.5)
+    for y, x in centres:
+        img[..., y:y + size, x:x + size] = 0.5 - 60 / 255
+    return img
+
+
+def test_dark_dots_counts_small_dark_blobs_and_only_those():
+    from spasemsr.metrics.artifacts import DARK_DOT_AREA
+
+    three = _flat_with_dots([(10, 10), (30, 40), (50, 20)])
+    assert compute("dark_dots", three).item() == 3
+    assert compute("dark_dots", _flat_with_dots([])).item() == 0
+    assert compute("dark_dots", _flat_with_dots([(20, 20)], size=1)).item() == 0  # one pixel: below the area
+    assert DARK_DOT_AREA[1] < 49 and compute("dark_dots", _flat_with_dots([(10, 10)], size=7)).item() == 0  # a blob
+    assert compute("dark_dots", _flat_with_dots([(1, 1), (60, 60)])).item() == 0  # inside the border crop
+    shallow = _flat_with_dots([(10, 10)])
+    shallow[..., 10:12, 10:12] = 0.5 - 10 / 255
+    assert compute("dark_dots", shallow).item() == 0
+
+
+def test_new_dark_dots_ignores_the_dots_the_hr_already_has():
+    hr = _flat_with_dots([(10, 10)])
+    sr = _flat_with_dots([(10, 10), (40, 40)])
+    assert compute("dark_dots", sr).item() == 2
+    assert compute("new_dark_dots", sr, hr=hr).item() == 1
+    assert compute("new_dark_dots", hr, hr=hr).item() == 0

@@ -95,6 +95,37 @@ def test_control_scale_moves_the_output(prior_dir, minilm):
     assert not torch.allclose(_eps(net, replace(NEUTRAL, control_scale=0.5)), default)
 
 
+def _woken(prior_dir, minilm):
+    """A net whose every added module and ControlNet output is awake, so each path reaches eps."""
+    net, _ = _net(prior_dir, minilm)
+    for module in (net.fusion, net.unet_guidance, net.spatial, net.controlnet.controlnet_down_blocks,
+                   net.controlnet.controlnet_mid_block):
+        _wake(module)
+    return net
+
+
+def test_w_spa_zero_removes_spatial_text_from_every_consumer(prior_dir, minilm):
+    """At w_spa=0 eps no longer depends on tags or boxes: not in SpaTextAttn, not in the ControlNet's attn2."""
+    net = _woken(prior_dir, minilm)
+    other = [Grounding(["dog"], torch.tensor([[0.5, 0.0, 1.0, 0.4]]), torch.tensor([0.8])), GROUNDINGS[0]]
+    for w_spa, independent in ((0.0, True), (0.5, False), (1.0, False)):
+        knobs = replace(NEUTRAL, w_spa=w_spa)
+        same = torch.equal(_eps(net, knobs), _eps(net, knobs, groundings=other))
+        assert same == independent, w_spa
+
+
+def test_control_scale_zero_removes_every_controlnet_contribution(prior_dir, minilm):
+    """At control_scale=0 the LR reaches eps through no path (residuals, c_img, SemImgAttn); at 0.5 it does."""
+    net = _woken(prior_dir, minilm)
+    lr, latents, t = _inputs()
+    other_lr = torch.rand(lr.shape, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        for scale, independent in ((0.0, True), (0.5, False)):
+            knobs = replace(NEUTRAL, control_scale=scale)
+            a, b = (net.eps(latents, t, net.conditions(x, 4, GROUNDINGS, CAPTIONS), knobs) for x in (lr, other_lr))
+            assert torch.equal(a, b) == independent, scale
+
+
 def _trainable(net) -> set[str]:
     return {n.split(".")[0] + "." + n.split(".")[1] for n, p in net.named_parameters() if p.requires_grad}
 
@@ -164,10 +195,7 @@ def _knobbed_pipeline(prior_dir, minilm):
     """A SpaSemSR pipeline with every guidance module and the ControlNet woken, conditions from fixed groundings."""
     from spasemsr.pipeline import SRPipeline
 
-    net, _ = _net(prior_dir, minilm)
-    for module in (net.fusion, net.unet_guidance, net.spatial, net.controlnet.controlnet_down_blocks,
-                   net.controlnet.controlnet_mid_block):
-        _wake(module)
+    net = _woken(prior_dir, minilm)
     backbone = load_backbone(prior_dir).freeze()
     backbone.unet = net.unet  # the guided UNet
     return net, SRPipeline(backbone, net, 4, replace(NEUTRAL, steps=2),
@@ -180,13 +208,15 @@ def _bypass(knob: str, net, monkeypatch) -> None:
     from spasemsr.diffusion.samplers import SchedulerSampler
     from spasemsr.guidance.fusion.context import GuidanceContext
 
-    if knob in GUIDANCE_KNOBS:  # the injected attention's residual is added unscaled and always computed
-        weighted, off = GuidanceContext.weighted, GuidanceContext.off
+    if knob in GUIDANCE_KNOBS or knob == "control_scale":
+        # the injected attentions' residuals are added unscaled and always computed, blends take their module alone
+        weighted, off, full = GuidanceContext.weighted, GuidanceContext.off, GuidanceContext.full
         monkeypatch.setattr(GuidanceContext, "weighted", lambda self, k, r: r if k == knob else weighted(self, k, r))
         monkeypatch.setattr(GuidanceContext, "off", lambda self, k: False if k == knob else off(self, k))
-    elif knob == "control_scale":  # diffusers' ControlNet called without a conditioning scale
-        forward = net.controlnet.forward
-        monkeypatch.setattr(net.controlnet, "forward", lambda *a, conditioning_scale=None, **k: forward(*a, **k))
+        monkeypatch.setattr(GuidanceContext, "full", lambda self, k: True if k == knob else full(self, k))
+        if knob == "control_scale":  # and diffusers' ControlNet called without a conditioning scale
+            forward = net.controlnet.forward
+            monkeypatch.setattr(net.controlnet, "forward", lambda *a, conditioning_scale=None, **k: forward(*a, **k))
     elif knob == "cfg_scale":  # no unconditional branch may be built
         def no_cfg(*args, **kwargs):
             raise AssertionError("classifier-free guidance code ran")

@@ -69,3 +69,25 @@ def test_a_training_step_runs_the_visual_encoders_and_the_hr_vae_encoder_once(sp
         part.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
     module.loss(batch, torch.Generator().manual_seed(0))
     assert calls == {"img": 1, "sem": 1, "vae encoder": 1}
+
+
+@pytest.mark.parametrize("drm", ["none", "tiny"])
+def test_the_training_grounder_sees_the_hr_crop_or_drm_lr_as_inference_does(spasem_cfg, drm):
+    """train_grounding=drm_lr: the grounder gets the DRM(LR) that inference's conditioner would hand it."""
+    from omegaconf import OmegaConf
+
+    from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
+    from spasemsr.weights.exports import load_drm
+
+    seen = []
+    for where in ("hr", "drm_lr"):
+        cfg = OmegaConf.merge(spasem_cfg, {"model": {"drm": drm, "text": {"train_grounding": where}}})
+        module, batch = _module_and_batch(cfg)
+        grounder, _ = module.text_backends()
+        module._backends = (module.device, lambda images, g=grounder, **_: seen.append(images) or g(images), None)
+        module._conditions(batch, torch.Generator().manual_seed(0))
+    assert torch.equal(seen[0], batch["hr"])
+    restorer = load_drm(spasem_cfg.run.root, drm, 4, "cpu")
+    expected = SpaSemSRConditioner(module.net, 4, None, None, restorer).cleaned(batch["lr"])
+    assert seen[1].shape == batch["hr"].shape and torch.equal(seen[1], expected)
+    assert not torch.allclose(seen[1], batch["hr"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import torch
 from lightning.pytorch import Callback
 from omegaconf import OmegaConf
 
+from spasemsr.config import load_config
+from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.models.controlnet_sr import ControlNetSRModule
 from spasemsr.training.run import build_trainer, resume_path, run_dir, train
@@ -45,7 +48,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(sr_cfg):
     torch.manual_seed(0)
     module = ControlNetSRModule(_with(sr_cfg, **{"model.lr": 1e-3}))
     batch = _val_batch(sr_cfg)
-    optimizer = module.configure_optimizers()
+    optimizer = module.configure_optimizers()["optimizer"]
 
     def fixed_loss():
         return module.loss(batch, torch.Generator().manual_seed(0))
@@ -86,6 +89,20 @@ def test_resume_continues_from_saved_step_with_same_optimizer_state(sr_cfg):
     for name, value in probe.weights.items():
         assert torch.equal(value, saved["state_dict"][f"model.controlnet.{name}"])
     assert datamodule.stream.batches == 6  # the data stream continued, not restarted
+
+
+def test_a_cosine_schedule_warms_up_decays_and_is_checkpointed(sr_cfg):
+    cfg = _with(sr_cfg, **{"trainer.lr_schedule": "cosine", "trainer.warmup_steps": 2, "model.lr": 1e-3})
+    train(cfg)
+    saved = torch.load(run_dir(cfg) / "checkpoints" / "last.ckpt", weights_only=True)
+    (schedule,) = saved["lr_schedulers"]
+    assert schedule["last_epoch"] == 4  # stepped once per optimiser step
+    progress = (4 - 2) / (4 - 2)  # warm-up over, end of the decay
+    assert math.isclose(schedule["_last_lr"][0], 1e-3 * 0.5 * (1 + math.cos(math.pi * progress)), abs_tol=1e-12)
+    warm = ControlNetSRModule(cfg).configure_optimizers()["lr_scheduler"]["scheduler"]
+    assert warm.get_last_lr() == [0.0]  # starts the warm-up from 0
+    with pytest.raises(ValueError, match="trainer.lr_schedule.*cosine"):
+        load_config(CONFIGS_ROOT / "controlnet_sr.yaml", ["trainer.lr_schedule=step"])
 
 
 def test_training_exports_weights_manifest_and_tensorboard(sr_cfg):

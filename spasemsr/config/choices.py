@@ -17,8 +17,10 @@ from spasemsr import registries as R
 DATA_SOURCES = ("bundled", "hr_folder", "paired")
 COLOR_FIXES = ("none", "adain", "wavelet")
 FROZEN_DTYPE_NAMES = ("float32", "bfloat16", "float16")
+LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")  # diffusers.optimization.get_scheduler names
 SPATIAL_MODES = ("none", "tags", "tags_boxes")
 BOX_ENCODERS = ("sinusoidal", "linear")
+TRAIN_GROUNDING_INPUTS = ("hr", "drm_lr")  # what the training grounder sees: the HR crop, or DRM(LR) as at inference
 
 CHOICES: dict[str, Iterable[str]] = {
     "data.source": DATA_SOURCES,
@@ -27,10 +29,12 @@ CHOICES: dict[str, Iterable[str]] = {
     "sampler.color_fix": COLOR_FIXES,
     "trainer.optimizer": R.OPTIMIZERS,
     "trainer.frozen_dtype": FROZEN_DTYPE_NAMES,
+    "trainer.lr_schedule": LR_SCHEDULES,
     "model.fusion": R.FUSIONS,
     "model.text.spatial": SPATIAL_MODES,
     "model.text.box_encoder": BOX_ENCODERS,
     "model.text.train_grounder": R.GROUNDERS,
+    "model.text.train_grounding": TRAIN_GROUNDING_INPUTS,
     "model.text.infer_grounder": R.GROUNDERS,
     "model.text.train_describer": R.DESCRIBERS,
     "model.text.infer_describer": R.DESCRIBERS,

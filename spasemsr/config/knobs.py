@@ -33,12 +33,14 @@ class SamplerConfig:
     steps: int = knob(20, "denoising steps", low=1)
     eta: float = knob(0.0, "DDIM stochasticity (0 = deterministic); other samplers ignore it", low=0.0, high=1.0)
     seed: int = 0  # sampler noise; set with --seed, not as a knob
-    w_spa: float = knob(1.0, "scale of SpaTextAttn in the UNet (0 = spatial text off)", low=0.0, neutral=True,
+    w_spa: float = knob(1.0, "scale of spatial text: SpaTextAttn in the UNet, e_spa vs the plain prompt in the "
+                        "ControlNet's cross-attention (0 = spatial text off everywhere)", low=0.0, neutral=True,
                         guidance=True)
     w_deg: float = knob(1.0, "scale of the degradation-text branch in the ControlNet", low=0.0, neutral=True,
                         guidance=True)
     w_sem: float = knob(1.0, "scale of SemImgAttn in the UNet decoder", low=0.0, neutral=True, guidance=True)
-    control_scale: float = knob(1.0, "scale of the ControlNet residuals", low=0.0, neutral=True)
+    control_scale: float = knob(1.0, "scale of every ControlNet contribution: its residuals and the "
+                                 "SemImgAttn term that reads its features", low=0.0, neutral=True)
     cfg_scale: float = knob(1.0, "classifier-free guidance on the text conditions (1 = off)", low=0.0, neutral=True)
     start_t: float = knob(1.0, "fraction of the schedule sampling starts at (the LR latent noised to it); < 1 "
                                "keeps more of the LR", low=0.0, high=1.0, neutral=True)

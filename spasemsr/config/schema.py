@@ -82,6 +82,10 @@ class TrainerConfig:
     gradient_clip_val: float = 1.0
     accumulate_grad_batches: int = 1
     optimizer: str = "adamw"  # adamw | adamw_fused | adamw8bit (bitsandbytes); spasemsr/training/memory.py
+    # learning rate over the run (diffusers.optimization.get_scheduler): constant | constant_with_warmup | cosine |
+    # linear; cosine and linear decay to 0 at max_steps, after warmup_steps of linear warm-up
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     gradient_checkpointing: bool = False  # recompute UNet, ControlNet and added attentions in backward (memory)
     frozen_dtype: str = "float32"  # float32 | bfloat16 | float16: storage of the frozen parts (needs *-mixed precision)
     # auto (from the newest <run>/checkpoints/ checkpoint, if any) | never | a checkpoint path | force (auto, even when

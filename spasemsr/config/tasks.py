@@ -44,7 +44,9 @@ class TextGuidance:
     spatial: str = "tags_boxes"  # none | tags | tags_boxes
     box_encoder: str = "sinusoidal"  # sinusoidal | linear (the "w/o box encoder" ablation)
     max_objects: int = 8
-    train_grounder: str = "annotations"  # sees HR crops in training
+    train_grounder: str = "auto"  # the grounder of training (annotations: the bundled set's hand-checked boxes)
+    # what it sees: hr (the HR crop) | drm_lr (model.drm applied to the training LR: what inference grounds)
+    train_grounding: str = "hr"
     infer_grounder: str = "auto"  # sees DRM(LR) at inference
     grounding_side: int = 1024  # inference: DRM(LR) for the grounder is at most this long a side (0 = full size)
     grounder_options: dict = field(default_factory=dict)  # per backend name, e.g. {owlv2: {path: ...}}

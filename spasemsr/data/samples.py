@@ -40,9 +40,11 @@ _DISTRIBUTIONS: dict[str, tuple[str, str]] = {
     "skimage": ("scikit-image", "0.26.0"),
     "sklearn": ("scikit-learn", "1.9.1"),
     "pyiqa": ("pyiqa", "0.1.16"),
+    "matplotlib": ("matplotlib", "3.11.2"),
 }
 
-SPLITS: tuple[str, ...] = ("train", "val", "kodak5")
+# kodak5: the test set every table uses; unseen: photos no training, tuning or sweep ever reads (a second test)
+SPLITS: tuple[str, ...] = ("train", "val", "kodak5", "unseen")
 
 _SKIMAGE_SRC = "scikit-image data, per the docstring of skimage.data."
 _SKLEARN_LICENCE = "CC-BY 2.0 (sklearn/datasets/images/README.txt)"
@@ -108,6 +110,39 @@ SAMPLES: tuple[SampleImage, ...] = (
         "'No known copyright restrictions'", _SKIMAGE_SRC + "immunohistochemistry(): CMMI",
     ),
     SampleImage(
+        "retina", "skimage", "skimage/data/retina.jpg",
+        "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6", "train",
+        "a fundus photograph of a human retina, an orange disc with red blood vessels branching from a bright spot, "
+        "on black",
+        "CC0 1.0 (Wikimedia Commons, per skimage.data.retina)",
+        _SKIMAGE_SRC + "retina(): Wikimedia Commons, Fundus_photograph_of_normal_left_eye.jpg (M. Haggstrom)",
+    ),
+    *(SampleImage(name, "skimage", f"skimage/data/{name}.png", sha, split, caption, licence, _SKIMAGE_SRC + source)
+      for name, sha, split, caption, licence, source in (
+        ("camera", "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a", "unseen",
+         "a black-and-white photo of a man in a coat looking into a camera on a tripod, on a lawn",
+         "CC0 (photographer Lav Varshney)", "camera()"),
+        ("moon", "78739619d11f7eb9c165bb5d2efd4772cee557812ec847532dbb1d92ef71f577", "train",
+         "a black-and-white photo of the cratered surface of the moon", "not stated by scikit-image", "moon()"),
+        ("coins", "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba", "unseen",
+         "a black-and-white photo of rows of ancient Greek coins on a grey background",
+         "'No known copyright restrictions'", "coins(): Brooklyn Museum Collection"),
+        ("brick", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf", "train",
+         "a black-and-white close-up of a brick wall", "CC0", "brick(): CC0Textures Bricks25"),
+        ("grass", "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89", "train",
+         "a black-and-white close-up of blades of grass", "CC0", "grass(): DeviantArt, linolafett Grass-01"),
+        ("gravel", "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12", "train",
+         "a black-and-white close-up of gravel stones", "CC0", "gravel(): CC0Textures Gravel04"),
+        ("page", "341a6f0a61557662b02734a9b6e56ec33a915b2c41886b97509dedf2a43b47a3", "train",
+         "a black-and-white scan of a page of printed text, unevenly lit", "not stated by scikit-image", "page()"),
+        ("text", "bd84aa3a6e3c9887850d45d606c96b2e59433fbef50338570b63c319e668e6d1", "train",
+         "a black-and-white photo of handwritten equations on lined paper, seen at a slant",
+         "public domain ('No known copyright restrictions')", "text(): Wikipedia File:Corner.png"),
+        ("cell", "8d23a7fb81f7cc877cd09f330357fc7f595651306e84e17252f6e0a1b3f61515", "train",
+         "a black-and-white microscope image of a round bright cell floating on a grey banded background",
+         "CC0", "cell(): quantitative phase image (Mueller et al.)"),
+    )),
+    SampleImage(
         "china", "sklearn", "sklearn/datasets/images/china.jpg",
         "8378025ad2519d649d02e32bd98990db4ab572357d9f09841c2fbfbb4fefad29", "val",
         "a tall Chinese temple tower with tiled roofs among trees, overlooking a lake on a hazy day",
@@ -136,6 +171,13 @@ SAMPLES: tuple[SampleImage, ...] = (
         "9897370815d5a363b232da26e1074acf1f07712bc2f1c273a33ce1b12a6d9dc0", "train",
         "a woman in a long dress walking along a beach at sunset, the sun low over the sea",
         _PYIQA_TEST_LICENCE, "pyiqa test image (a video frame); origin not stated",
+    ),
+    SampleImage(
+        "grace_hopper", "matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+        "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130", "unseen",
+        "a portrait of a woman in a dark navy uniform with ribbons and a white collar, before a dark background",
+        "not stated by matplotlib (by content an official US Navy portrait: a US government work)",
+        "matplotlib sample_data (matplotlib.cbook.get_sample_data): portrait of Grace Hopper",
     ),
     SampleImage(
         "kodim03", "pyiqa", "ResultsCalibra/ref_dir/I03.bmp",
@@ -220,7 +262,7 @@ def _verified(sample: SampleImage) -> Path:
 
 
 def sample_paths(split: str) -> list[Path]:
-    """Verified paths of one split ("train", "val" or "kodak5"), in the order of `SAMPLES`."""
+    """Verified paths of one split (see `SPLITS`), in the order of `SAMPLES`."""
     if split not in SPLITS:
         raise ValueError(f"unknown bundled split {split!r}; valid splits are {', '.join(SPLITS)}")
     return [_verified(sample) for sample in SAMPLES if sample.split == split]

@@ -15,7 +15,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from spasemsr.metrics import fidelity, niqe
+from spasemsr.metrics import artifacts, fidelity, niqe
 from spasemsr.metrics.availability import MetricUnavailable, WeightFile
 from spasemsr.metrics.pyiqa_backend import pyiqa_score
 
@@ -85,6 +85,15 @@ _SPECS = (
     MetricSpec("lr_consistency", "lr_ref", False,
                "lr_consistency: PSNR (RGB, 8-bit, no crop) of torch bicubic_down(SR) (antialias, align_corners=False) "
                "vs the LR input", "spasemsr", _lr_ref, min_side=lambda scale: scale),
+    MetricSpec("dark_dots", "no_ref", True,
+               f"dark_dots: 8-connected blobs of {artifacts.DARK_DOT_AREA[0]}-{artifacts.DARK_DOT_AREA[1]} px whose "
+               f"{artifacts.DARK_DOT_WINDOW}x{artifacts.DARK_DOT_WINDOW} black top-hat exceeds "
+               f"{artifacts.DARK_DOT_DEPTH} grey levels (8-bit Y of BT.601), per image; the HR's own count is the "
+               "reference level; border crop = scale", "spasemsr",
+               lambda sr, ref, scale: artifacts.dark_dots(sr, scale), min_side=lambda scale: 2 * scale + 1),
+    MetricSpec("new_dark_dots", "full_ref", True,
+               "new_dark_dots: dark_dots of the SR that touch no dark pixel of the HR (drawn by the model)",
+               "spasemsr", _with_crop(artifacts.new_dark_dots), min_side=lambda scale: 2 * scale + 1),
     MetricSpec("niqe", "no_ref", True,
                "niqe: pyiqa niqe (Y of YIQ, no crop) with LIVE params from basicsr 1.4.2 (vendored .mat)",
                "pyiqa", _no_ref(niqe.niqe), (WeightFile("vendored", niqe.NIQE_PARAMS.name),), _PYIQA,

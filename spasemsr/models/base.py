@@ -36,10 +36,16 @@ class TaskModule(LightningModule):
         self.strict_loading = False  # frozen weights are not in checkpoints; checked in on_load_checkpoint
         self.drawn: dict[str, Tensor] = {}  # the random draws of the last loss (e.g. timesteps), for tracing
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The optimiser and its per-step learning-rate schedule (saved in checkpoints, so a resume continues it)."""
+        from diffusers.optimization import get_scheduler
+
         t = self.cfg.trainer
         params = [p for p in self.parameters() if p.requires_grad]
-        return build_optimizer(t.optimizer, params, self.cfg.model.lr, t.precision, t.gradient_clip_val)
+        optimizer = build_optimizer(t.optimizer, params, self.cfg.model.lr, t.precision, t.gradient_clip_val)
+        schedule = get_scheduler(t.lr_schedule, optimizer, num_warmup_steps=t.warmup_steps,
+                                 num_training_steps=t.max_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def configure_model(self) -> None:
         """Lightning's hook before the strategy wraps the module: the memory options ``trainer`` asks for."""

@@ -1,7 +1,8 @@
 """Training SpaSemSR: ε-MSE + λ_vae·L_vae + λ_sem·L_sem with every guidance component a config switch.
 
-In training the grounder sees the HR crop and the describer reads the true degradation parameters
-(as in the paper); both are built with their configured options on the module's device. Text
+In training the grounder sees the HR crop (as in the paper) or, with ``text.train_grounding=drm_lr``,
+DRM(LR) of the training LR, exactly what inference grounds; the describer reads the true degradation
+parameters. Both are built with their configured options on the module's device. Text
 conditions are dropped per image with ``cond_dropout`` so classifier-free guidance is available at
 inference. Only the ControlNet and the added guidance modules train, always with every inference knob
 neutral (``TRAINING_KNOBS``): ``sampler`` settings shape previews, never the trained model.
@@ -22,12 +23,14 @@ from spasemsr.diffusion.latents import epsilon_loss, posterior_latents
 from spasemsr.guidance.backends import text_backends
 from spasemsr.guidance.denoiser import GUIDANCE_MODULES, SpaSemSRNet
 from spasemsr.guidance.grounding.base import Grounding
+from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
 from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.guidance.visual.constraints import constraint_losses
 from spasemsr.guidance.visual.teachers import Teacher, load_teacher
 from spasemsr.models.base import TaskModule
 from spasemsr.models.sr_net import build_sr_net
 from spasemsr.pipeline import SRPipeline, sampler_settings
+from spasemsr.weights.exports import load_drm
 
 TRAINING_KNOBS = SamplerConfig()
 """Every inference knob at its neutral value: what the denoiser runs with in training, whatever ``sampler`` says."""
@@ -53,12 +56,23 @@ class SpaSemSRModule(TaskModule):
         self.net = net or build_sr_net(self.cfg, self.backbone, text_encoder_for(self.cfg),
                                        teacher_channels=self.teacher.out_channels if self.teacher is not None else 0)
         self._backends: tuple[torch.device, Any, Any] | None = None
+        self._grounding_view: tuple[torch.device, SpaSemSRConditioner] | None = None
 
     def text_backends(self) -> tuple[Any, Any]:
         """The training grounder and describer (configured options), on the module's current device."""
         if self._backends is None or self._backends[0] != self.device:
             self._backends = (self.device, *text_backends(self.cfg.model.text, "train", self.device))
         return self._backends[1], self._backends[2]
+
+    @torch.no_grad()
+    def grounding_images(self, batch: dict[str, Any]) -> Tensor:
+        """What the training grounder sees: the HR crop, or DRM(LR) at the HR size (``train_grounding=drm_lr``)."""
+        if self.cfg.model.text.train_grounding == "hr":
+            return batch["hr"]
+        if self._grounding_view is None or self._grounding_view[0] != self.device:
+            drm = load_drm(Path(self.cfg.run.root), self.cfg.model.drm, self.cfg.data.scale, str(self.device))
+            self._grounding_view = (self.device, SpaSemSRConditioner(self.net, self.cfg.data.scale, None, None, drm))
+        return self._grounding_view[1].cleaned(batch["lr"]).to(batch["lr"].device)
 
     def _conditions(self, batch: dict[str, Any], generator: torch.Generator | None, drop: bool = True,
                     visual: dict[str, Tensor] | None = None):
@@ -69,7 +83,7 @@ class SpaSemSRModule(TaskModule):
         grounder, describer = self.text_backends()
         groundings = None
         if grounder is not None:
-            groundings = grounder(hr, keys=batch.get("path"), views=batch.get("view"))
+            groundings = grounder(self.grounding_images(batch), keys=batch.get("path"), views=batch.get("view"))
             groundings = [Grounding.empty() if drop[i] else g for i, g in enumerate(groundings)]
         captions = None
         if describer is not None:

@@ -30,12 +30,16 @@ class GuidanceContext:
     knobs: SamplerConfig = field(default_factory=SamplerConfig)  # the call's knobs (its GUIDANCE_KNOBS apply here)
 
     def weighted(self, knob: str, residual: Tensor) -> Tensor:
-        """``residual`` scaled by guidance knob ``knob``: the one place the injected attentions apply a knob."""
+        """``residual`` scaled by knob ``knob``: the one place the injected attentions apply a knob."""
         return getattr(self.knobs, knob) * residual
 
     def off(self, knob: str) -> bool:
-        """Whether guidance knob ``knob`` is 0 (its module is skipped, saving its compute)."""
+        """Whether ``knob`` is 0 (its module is skipped, saving its compute)."""
         return getattr(self.knobs, knob) == 0
+
+    def full(self, knob: str) -> bool:
+        """Whether ``knob`` is 1 (a blend it weighs is its module's output alone, the other side not computed)."""
+        return getattr(self.knobs, knob) == 1
 
     @contextmanager
     def active(self, **values: object) -> Iterator[GuidanceContext]:

@@ -39,7 +39,7 @@ class DegradationBranch(nn.Module):
 
 
 class ControlNetCrossAttnProcessor:
-    """ControlNet cross-attention: h_spa = attn2(h, e_spa) (its own weights), then + w_deg · fused h_deg."""
+    """ControlNet cross-attention: h_spa = attn2(h, e_spa) (its own weights, blended by w_spa), then + w_deg · h_deg."""
 
     def __init__(self, context: GuidanceContext, branch: DegradationBranch | None) -> None:
         self.context = context
@@ -49,16 +49,29 @@ class ControlNetCrossAttnProcessor:
     def __call__(self, attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
                  attention_mask: Tensor | None = None, **kwargs: object) -> Tensor:
         ctx = self.context
-        text = ctx.e_spa if ctx.e_spa is not None else encoder_hidden_states
-        mask = additive_mask(ctx.spa_mask, hidden_states.dtype) if ctx.e_spa is not None else attention_mask
-        h_spa = self.base(attn, hidden_states, text, mask)
+        h_spa = self._spatial_text_attention(attn, hidden_states, encoder_hidden_states, attention_mask)
         if self.branch is None or ctx.e_deg is None or ctx.off("w_deg"):
             return h_spa
         return h_spa + ctx.weighted("w_deg", self.branch(hidden_states, h_spa, ctx.e_deg))
 
+    def _spatial_text_attention(self, attn: Attention, hidden: Tensor, prompt: Tensor | None,
+                                prompt_mask: Tensor | None) -> Tensor:
+        """attn2 over e_spa, blended with attn2 over the plain prompt by w_spa (0: the prompt alone, 1: e_spa alone).
+
+        So ``w_spa=0`` removes spatial text from the ControlNet as well as from the UNet's SpaTextAttn.
+        """
+        ctx = self.context
+        if ctx.e_spa is None or ctx.off("w_spa"):
+            return self.base(attn, hidden, prompt, prompt_mask)
+        spatial = self.base(attn, hidden, ctx.e_spa, additive_mask(ctx.spa_mask, hidden.dtype))
+        if ctx.full("w_spa"):
+            return spatial
+        plain = self.base(attn, hidden, prompt, prompt_mask)
+        return plain + ctx.weighted("w_spa", spatial - plain)
+
 
 class UNetCrossAttnProcessor:
-    """Frozen UNet cross-attention plus w_spa · SpaTextAttn(h, e_spa) and w_sem · SemImgAttn(h, ControlNet features)."""
+    """Frozen UNet cross-attention + w_spa · SpaTextAttn(h, e_spa) + control_scale · w_sem · SemImgAttn(h, features)."""
 
     def __init__(self, context: GuidanceContext, spa_text: nn.Module | None, sem_img: nn.Module | None,
                  level: int) -> None:
@@ -75,7 +88,8 @@ class UNetCrossAttnProcessor:
         if self.spa_text is not None and ctx.e_spa is not None and not ctx.off("w_spa"):
             out = out + ctx.weighted("w_spa", self.spa_text(hidden_states, ctx.e_spa, ctx.spa_mask))
         features = ctx.control_features.get(self.level)
-        if self.sem_img is not None and features is not None and not ctx.off("w_sem"):
+        if self.sem_img is not None and features is not None and not ctx.off("w_sem") and not ctx.off("control_scale"):
+            # SemImgAttn reads ControlNet features, so it is a ControlNet contribution: control_scale scales it too
             tokens = features.flatten(2).transpose(1, 2)
-            out = out + ctx.weighted("w_sem", self.sem_img(hidden_states, tokens))
+            out = out + ctx.weighted("control_scale", ctx.weighted("w_sem", self.sem_img(hidden_states, tokens)))
         return out
