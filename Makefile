@@ -32,14 +32,15 @@ $(STAMP): requirements.txt requirements-nodeps.txt setup.cfg pyproject.toml
 demo: install  ## shipped tiny SpaSemSR vs bicubic on held-out kodak5 (DEMO_TRAIN_STEPS=N retrains the chain first)
 	$(BIN)/python -m spasemsr.demo --root runs/demo --train-steps $(DEMO_TRAIN_STEPS)
 
-test: install  ## lint + the whole test suite (offline, CPU)
+test: export OMP_WAIT_POLICY := PASSIVE
+test: install  ## lint + the whole test suite (offline, CPU), 2 workers; prints the slowest tests
 	$(BIN)/ruff check spasemsr tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 test-fast: export OMP_WAIT_POLICY := PASSIVE
 test-fast: install  ## lint + the suite without the tests marked slow (DDP runs, notebooks, smoke ablation), 2 workers
 	$(BIN)/ruff check spasemsr tests benchmarks
-	$(BIN)/python -m pytest -q -m "not slow" -n 2
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadgroup
 
 gpu-check: install  ## on a GPU machine: CUDA tests, tiny training, SD-2 sample, upscale, CUDA benchmarks -> JSON
 	$(BIN)/python -m benchmarks.gpu_check --results $(GPU_CHECK_RESULTS)
@@ -50,9 +51,9 @@ lint: install  ## ruff only
 weights-tiny: install  ## train every tiny component in order (resumable) and ship them to weights/tiny/
 	$(BIN)/python -m spasemsr.weights.build_tiny
 
-eval: install  ## kodak5 table (bicubic, DRM, Real-ESRGAN x4plus, RealSR, ControlNet-SR, SpaSemSR; both LR recipes) -> experiments/results; EVAL_ONLY=a,b re-runs just those rows
+eval: install  ## kodak5 table (bicubic, DRM, Real-ESRGAN x4plus, RealSR, ControlNet-SR, SpaSemSR; both LR recipes) -> experiments/results; EVAL_ONLY=a,b re-runs just those rows; EVAL_SETS=kodak5,unseen
 	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS)) \
-		$(if $(EVAL_RESCORE),--rescore) $(if $(EVAL_ONLY),--only $(EVAL_ONLY))
+		$(if $(EVAL_RESCORE),--rescore) $(if $(EVAL_ONLY),--only $(EVAL_ONLY)) $(if $(EVAL_SETS),--sets $(EVAL_SETS))
 
 ablate: install  ## ablation table (experiments/ablation.yaml); resumable; ABLATE_BUDGET=smoke|full
 	$(BIN)/spasemsr ablate --experiment experiments/ablation.yaml --budget $(ABLATE_BUDGET) --out $(ABLATE_OUT) \

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                           epilog="knobs (name=value):\n" + knob_help(),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     data = ev.add_mutually_exclusive_group(required=True)
-    data.add_argument("--data", help="kodak5 (bundled) or hr_folder:DIR (HR-only, LR made with --degrade)")
+    data.add_argument("--data", help="kodak5 or unseen (bundled) or hr_folder:DIR (HR-only, LR made with --degrade)")
     data.add_argument("--hr", help="HR folder of real pairs (with --lr)")
     ev.add_argument("--lr", help="LR folder paired with --hr by file name (spasemsr.data.datasets.pair_key)")
     ev.add_argument("--degrade", choices=["realesrgan", "bicubic"], default="realesrgan",

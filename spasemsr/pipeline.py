@@ -37,8 +37,9 @@ class Prepared:
 
     lr: Tensor
     conditions: Conditions
-    start: Tensor | None = None  # the LR latent sampling starts from (noised), encoded once under ``start_tiles``
+    start: Tensor | None = None  # the latent sampling starts from (noised), encoded once under ``start_tiles``
     start_tiles: list[Window] | None = None
+    start_image: str = "lr"  # which image ``start`` encodes (the knob of the same name)
 
 
 class SRPipeline:
@@ -87,17 +88,31 @@ class SRPipeline:
         tiles = self.tiles((padded.shape[2] * self.scale // factor, padded.shape[3] * self.scale // factor), knobs)
         with self._autocast(lr.device):
             cond = self.conditioner(padded, knobs.tile_size, knobs.tile_overlap)
-        return Prepared(lr, cond, self._start_latents(cond, lr.shape[0], tiles), tiles)
+        start = self._start_latents(self._start_image(padded, cond, knobs), tiles)
+        return Prepared(lr, cond, start, tiles, knobs.start_image)
 
     def _latent_hw(self, cond: Conditions) -> tuple[int, int]:
         factor = vae_downscale(self.backbone.vae)
         return cond.pixel.shape[2] // factor, cond.pixel.shape[3] // factor
 
-    def _start_latents(self, cond: Conditions, batch: int, tiles: list[Window] | None) -> Tensor:
-        """The upsampled LR's latent (VAE posterior mean) that sampling starts from (the sampler noises it)."""
+    def _start_image(self, padded: Tensor, cond: Conditions, knobs: SamplerConfig) -> Tensor:
+        """The HR-sized image in [0, 1] whose latent sampling starts from: the upsampled LR, or (``start_image=drm``)
+        the DRM's restoration of it, restore-then-generate as DiffBIR does."""
+        if knobs.start_image == "lr":
+            return (cond.pixel[: padded.shape[0]] + 1) / 2
+        restore = getattr(self.conditioner, "restore", None)
+        if restore is None:
+            raise ValueError(f"sampler.start_image=drm: this model ({type(self.net).__name__}) has no DRM to restore "
+                             "the LR with; use start_image=lr, or a SpaSemSR export with model.drm set")
+        with self._autocast(padded.device):
+            return restore(padded, knobs.tile_size, knobs.tile_overlap).to(cond.pixel.dtype)
+
+    def _start_latents(self, image: Tensor, tiles: list[Window] | None) -> Tensor:
+        """The latent (VAE posterior mean) of ``image`` (B, 3, H, W) that sampling starts from (the sampler noises
+        it)."""
         vae, factor = self.backbone.vae, vae_downscale(self.backbone.vae)
-        image = (cond.pixel[:batch] + 1) / 2
-        shape = (batch, self.backbone.unet.config.in_channels, *self._latent_hw(cond))
+        shape = (image.shape[0], self.backbone.unet.config.in_channels, image.shape[2] // factor,
+                 image.shape[3] // factor)
         with self._autocast(image.device):
             start = clean_latents(vae, image) if tiles is None else blend(
                 tiles, lambda win: clean_latents(vae, image[(..., *win.scaled(factor))]), 1, shape)
@@ -145,8 +160,10 @@ class SRPipeline:
             return blend(tiles, lambda win: counted(latents[(..., *win.scaled(1))], t, cond.crop(win, factor)), 1,
                          latents.shape)
 
-        same_tiling = prepared.start is not None and prepared.start_tiles == tiles
-        init = prepared.start if same_tiling else self._start_latents(prepared.conditions, b, tiles)
+        reusable = prepared.start is not None and (prepared.start_tiles, prepared.start_image) == (
+            tiles, knobs.start_image)
+        init = prepared.start if reusable else self._start_latents(
+            self._start_image(_pad_to_multiple(lr, self.multiple), prepared.conditions, knobs), tiles)
         sampler = SAMPLERS.build(knobs.name, self.backbone.train_scheduler.config, knobs.steps, knobs.eta)
         with self._autocast(lr.device):
             latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from spasemsr.ablation.runner import run_ablation, variant_config
@@ -17,6 +18,7 @@ from spasemsr.config import ConfigError, config_hash
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = REPO / "experiments" / "ablation.yaml"
+pytestmark = pytest.mark.xdist_group("smoke_ablation")  # one worker builds the shared smoke ablation, once
 PAPER_VARIANTS = ["full", "wo_spatial", "wo_box_encoder", "wo_text", "wo_deg_text", "wo_img", "wo_sem", "wo_l_vae",
                   "wo_l_sem", "fusion_sum", "fusion_concat", "baseline"]
 
@@ -26,7 +28,8 @@ def smoke(tmp_path_factory) -> tuple[Path, Path]:
     """`make ablate ABLATE_BUDGET=smoke` into a temporary results and runs folder (the real command)."""
     root = tmp_path_factory.mktemp("ablate")
     out, runs = root / "results", root / "runs"
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    # the subprocess computes with this process's thread count, so an in-process re-evaluation gives the same bits
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     done = subprocess.run(["make", "-s", "ablate", "ABLATE_BUDGET=smoke", f"ABLATE_OUT={out}", f"ABLATE_RUNS={runs}"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -310,3 +310,30 @@ def test_a_toy_fusion_mode_is_added_by_registration_alone(prior_dir, minilm):
         FUSIONS.unregister("gated")
     with pytest.raises(ConfigError, match="model.fusion='gated' is not one of"):
         load_config(REPO / "configs" / "spasemsr.yaml", ["model.fusion=gated"])
+
+
+def test_a_drm_initialised_start_encodes_the_drm_restoration(prior_dir, minilm):
+    """start_image=drm: the start latent is the VAE latent of DRM(LR), not of the upsampled LR; a model
+    without a DRM refuses the knob in one line."""
+    from spasemsr.diffusion.latents import clean_latents
+    from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
+    from spasemsr.pipeline import SRPipeline
+
+    net, plain = _knobbed_pipeline(prior_dir, minilm)
+
+    def drm(lr):  # a stand-in restorer: nearest x4, so its output is not the bicubic upsampling
+        return torch.nn.functional.interpolate(lr, scale_factor=4, mode="nearest")
+
+    pipeline = SRPipeline(plain.backbone, net, 4, plain.sampler, SpaSemSRConditioner(net, 4, None, None, drm))
+    lr = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    drm_start = replace(pipeline.sampler, start_image="drm")
+    prepared = pipeline.prepare(lr, drm_start)
+    torch.testing.assert_close(prepared.start, clean_latents(plain.backbone.vae, drm(lr)))
+    assert not torch.allclose(prepared.start, pipeline.prepare(lr).start)
+    knobs = replace(drm_start, start_t=0.3)
+    from_lr_prepared = pipeline.sample(pipeline.prepare(lr), torch.Generator().manual_seed(0), knobs)
+    assert torch.equal(from_lr_prepared, pipeline.sample(prepared, torch.Generator().manual_seed(0), knobs))
+    assert not torch.allclose(from_lr_prepared, pipeline(lr, torch.Generator().manual_seed(0), replace(knobs,
+                                                                                                     start_image="lr")))
+    with pytest.raises(ValueError, match="start_image=drm: this model .* has no DRM"):
+        plain(lr, torch.Generator().manual_seed(0), drm_start)

@@ -16,6 +16,7 @@ from spasemsr import registries as R
 
 DATA_SOURCES = ("bundled", "hr_folder", "paired")
 COLOR_FIXES = ("none", "adain", "wavelet")
+START_IMAGES = ("lr", "drm")
 FROZEN_DTYPE_NAMES = ("float32", "bfloat16", "float16")
 LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")  # diffusers.optimization.get_scheduler names
 SPATIAL_MODES = ("none", "tags", "tags_boxes")
@@ -27,6 +28,7 @@ CHOICES: dict[str, Iterable[str]] = {
     "profile.text_encoder.name": R.TEXT_ENCODERS,
     "sampler.name": R.SAMPLERS,
     "sampler.color_fix": COLOR_FIXES,
+    "sampler.start_image": START_IMAGES,
     "trainer.optimizer": R.OPTIMIZERS,
     "trainer.frozen_dtype": FROZEN_DTYPE_NAMES,
     "trainer.lr_schedule": LR_SCHEDULES,

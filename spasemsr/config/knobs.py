@@ -42,6 +42,8 @@ class SamplerConfig:
     control_scale: float = knob(1.0, "scale of every ControlNet contribution: its residuals and the "
                                  "SemImgAttn term that reads its features", low=0.0, neutral=True)
     cfg_scale: float = knob(1.0, "classifier-free guidance on the text conditions (1 = off)", low=0.0, neutral=True)
+    start_image: str = knob("lr", "what the start latent encodes: lr (the upsampled LR) | drm (model.drm's "
+                                  "restoration of it: restore-then-generate, as DiffBIR; SpaSemSR only)")
     start_t: float = knob(1.0, "fraction of the schedule sampling starts at (the LR latent noised to it); < 1 "
                                "keeps more of the LR", low=0.0, high=1.0, neutral=True)
     color_fix: str = knob("none", "colour correction towards the LR after decoding", neutral=True)

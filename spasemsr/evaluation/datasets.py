@@ -1,8 +1,8 @@
 """Evaluation sets by name: full images, LR made deterministically, and a hash that pins both (DESIGN.md §5).
 
-- ``kodak5``: the bundled Kodak HR images, LR made in code by ``lr`` = ``realesrgan`` (the default
-  Real-ESRGAN second-order pipeline, one fixed seed per image name) or ``bicubic`` (torch bicubic,
-  antialiased, ÷scale, 8-bit).
+- ``kodak5`` (and ``unseen``, the bundled photos nothing trains or tunes on): the bundled HR images, LR made
+  in code by ``lr`` = ``realesrgan`` (the default Real-ESRGAN second-order pipeline, one fixed seed per image
+  name) or ``bicubic`` (torch bicubic, antialiased, ÷scale, 8-bit).
 - ``hr_folder:DIR``: any HR-only folder (DIV2K-Val style), degraded the same way.
 - paired folders (``hr_dir`` + ``lr_dir``): files matched by ``pair_key``, LR read as is. Where the HR
   is larger than LR×scale it is cropped to LR×scale from the top-left (BasicSR's modcrop), and the
@@ -32,7 +32,7 @@ from spasemsr.metrics.color import quantize_8bit
 from spasemsr.training.manifest import file_sha256
 
 LR_RECIPES = ("realesrgan", "bicubic")
-BUNDLED_SETS = ("kodak5",)
+BUNDLED_SETS = ("kodak5", "unseen")  # unseen: photos no training, tuning or sweep reads (docs/DATA.md)
 
 
 @dataclass(frozen=True)
@@ -222,8 +222,8 @@ def load_eval_set(data: str | None = None, hr: str | None = None, lr_dir: str | 
         return paired_set(hr, lr_dir, scale)
     if data is None or hr is not None or lr_dir is not None:
         raise ValueError(
-            f"give either a named set (kodak5 or hr_folder:DIR) or both HR and LR folders; got data={data!r}, "
-            f"hr={hr!r}, lr={lr_dir!r}"
+            f"give either a named set ({', '.join(BUNDLED_SETS)} or hr_folder:DIR) or both HR and LR folders; got "
+            f"data={data!r}, hr={hr!r}, lr={lr_dir!r}"
         )
     if data.startswith("hr_folder:"):
         return hr_folder_set(data.removeprefix("hr_folder:"), degrade, scale)

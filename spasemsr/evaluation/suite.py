@@ -1,10 +1,10 @@
 """The kodak5 benchmark: every shipped method under both LR recipes, one table per recipe.
 
-``python -m spasemsr.evaluation.suite --out experiments/results [--steps N]`` evaluates bicubic, the DRM, the
-pretrained Real-ESRGAN x4plus and RealSR, the ControlNet-SR baseline and SpaSemSR (each as shipped and raw)
-from ``weights/tiny/`` on kodak5 with
-``lr=realesrgan`` and ``lr=bicubic``, writing ``<out>/kodak5_<lr>.md`` and ``.csv`` and each run's files under
-``<out>/kodak5_<lr>/<method>/``. A method whose weights folder is missing is skipped with a message on
+``python -m spasemsr.evaluation.suite --out experiments/results [--steps N] [--sets kodak5,unseen]`` evaluates
+bicubic, the DRM, the pretrained Real-ESRGAN x4plus and RealSR, the ControlNet-SR baseline and SpaSemSR (each
+as shipped and raw) from ``weights/tiny/`` on kodak5 (and, asked for, the ``unseen`` photos no training or
+tuning reads) with ``lr=realesrgan`` and ``lr=bicubic``, writing ``<out>/<set>_<lr>.md`` and ``.csv`` and each
+run's files under ``<out>/<set>_<lr>/<method>/``. A method whose weights folder is missing is skipped with a message on
 stderr and a line in the table file, never silently.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spasemsr.evaluation.datasets import LR_RECIPES, EvalSet, bundled_set
+from spasemsr.evaluation.datasets import BUNDLED_SETS, LR_RECIPES, EvalSet, bundled_set
 from spasemsr.evaluation.evaluate import evaluate
 from spasemsr.evaluation.table import write_tables
 from spasemsr.weights.table import TINY
@@ -56,9 +56,9 @@ def suite_method(folder: str, kind: str, path: Path | None) -> str:
     return str(path) if kind == "diffusion" else f"{folder}:{path}"
 
 
-def kodak5_sets() -> dict[str, EvalSet]:
-    """kodak5 under every LR recipe, keyed by the name its table files get."""
-    return {f"kodak5_{lr}": bundled_set("kodak5", lr) for lr in LR_RECIPES}
+def bundled_sets(names: Sequence[str] = ("kodak5",)) -> dict[str, EvalSet]:
+    """The named bundled sets under every LR recipe, keyed by the name their table files get."""
+    return {f"{name}_{lr}": bundled_set(name, lr) for name in names for lr in LR_RECIPES}
 
 
 def _kept_row(folder: Path, entry: SuiteMethod, dataset: EvalSet) -> dict | None:
@@ -83,7 +83,7 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = T
     if unknown:
         raise ValueError(f"unknown suite methods {unknown}; valid: {[entry.folder for entry in METHODS]}")
     tables = {}
-    for label, dataset in (sets or kodak5_sets()).items():
+    for label, dataset in (sets or bundled_sets()).items():
         rows, skipped = [], []
         for entry in METHODS:
             if only and entry.folder not in only:
@@ -120,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rescore", action="store_true", help="score the saved SR images again (no sampling)")
     parser.add_argument("--only", help="comma-separated suite methods to evaluate (the others' earlier results are "
                                        f"kept in the tables): {', '.join(entry.folder for entry in METHODS)}")
+    parser.add_argument("--sets", default="kodak5", help=f"comma-separated bundled sets: {', '.join(BUNDLED_SETS)}")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",")] if args.only else None
-    run_suite(args.out, args.steps, args.weights, device=args.device, rescore=args.rescore, only=only)
+    sets = bundled_sets([name.strip() for name in args.sets.split(",")])
+    run_suite(args.out, args.steps, args.weights, sets, device=args.device, rescore=args.rescore, only=only)
     return 0
 
 

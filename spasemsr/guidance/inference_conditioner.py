@@ -57,6 +57,13 @@ class SpaSemSRConditioner:
         return tiled(self.drm, lr, self.scale, tile // self.scale, overlap // self.scale,
                      on_tile=lambda: self._stage("DRM tile"))
 
+    def restore(self, lr: Tensor, tile: int = 0, overlap: int = 0) -> Tensor:
+        """DRM(LR) at the full x``scale`` size: what a DRM-initialised start (``start_image=drm``) encodes."""
+        if self.drm is None:
+            raise ValueError("sampler.start_image=drm needs a DRM, but this model's model.drm is none")
+        return tiled(self.drm, lr, self.scale, tile // self.scale, overlap // self.scale,
+                     on_tile=lambda: self._stage("DRM tile")).clamp(0, 1)
+
     def __call__(self, lr: Tensor, tile: int = 0, overlap: int = 0) -> Conditions:
         """Conditions of ``lr``; ``tile``/``overlap`` (HR pixels, 0 = whole) bound the DRM's memory on big photos."""
         groundings = captions = None

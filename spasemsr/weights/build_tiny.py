@@ -23,7 +23,7 @@ STAGES: dict[str, tuple[str, int, list[str]]] = {
     "vae": ("tiny_vae.yaml", 10000, []),
     "prior": ("tiny_prior.yaml", 2000, [f"model.vae_path={WEIGHTS['tiny_vae'].default}"]),
     "drm": ("tiny_drm.yaml", 800, []),
-    "estimator": ("tiny_estimator.yaml", 300, []),
+    "estimator": ("tiny_estimator.yaml", 3000, []),
     "controlnet_sr": ("controlnet_sr.yaml", 600, [f"profile.backbone_path={WEIGHTS['tiny_prior'].default}"]),
     "spasemsr": ("spasemsr.yaml", 600, [
         f"profile.backbone_path={WEIGHTS['tiny_prior'].default}", "model.drm=tiny",
