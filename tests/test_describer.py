@@ -162,6 +162,7 @@ def test_a_few_adamw_steps_lower_the_loss_on_a_fixed_batch(est_cfg):
     datamodule.setup()
     batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
     est_cfg.model.lr = 1e-2
+    est_cfg.trainer.lr_schedule = "constant"  # the shipped recipe warms up from lr 0; this steps the optimiser alone
     module = EstimatorModule(est_cfg)
     optimizer = module.configure_optimizers()["optimizer"]
     before, after = overfit(lambda: module.loss(batch), optimizer, 15)
@@ -237,3 +238,27 @@ def test_vlm_describer_generates_greedily_from_a_local_folder(tmp_path):
     with torch.no_grad():
         describer.model.model.language_model.norm.weight.zero_()
     assert describer(lr) == ["noisy noisy noisy noisy noisy"] * 2
+
+
+def test_caption_fields_leave_out_what_the_describer_cannot_estimate_in_training_and_inference_alike(tmp_path):
+    from spasemsr.config.tasks import TextGuidance
+    from spasemsr.guidance.backends import text_backends
+
+    summary = {"blur": 0.8, "noise": 8.0, "jpeg": 50.0}
+    assert caption(summary) == "a low-resolution photo with moderate blur, moderate noise and moderate JPEG " \
+                               "compression artifacts"
+    assert caption(summary, ("noise",)) == "a low-resolution photo with moderate noise"
+    assert caption({"noise": 1.0}, ("noise",)) == CLEAN_CAPTION
+    with pytest.raises(ValueError, match="subset of \\['blur', 'noise', 'jpeg'\\]"):
+        load_describer("params", fields=("haze",))
+    folder = tmp_path / "estimator"
+    DegradationEstimator().save_pretrained(folder)
+    text = TextGuidance(spatial="none", caption_fields=["noise"],
+                        describer_options={"estimator": {"path": str(folder)}})
+    (_, trains), (_, infers) = (text_backends(text, stage, "cpu") for stage in ("train", "infer"))
+    assert trains.fields == infers.fields == ("noise",)
+    lr = torch.rand(2, 3, 16, 16)
+    params = RealESRGANDegradation(DegradationConfig())(torch.rand(2, 3, 64, 64), torch.Generator().manual_seed(0))[1]
+    for describer in (trains, infers):
+        assert all(c == CLEAN_CAPTION or ("noise" in c and "blur" not in c and "JPEG" not in c)
+                   for c in describer(lr, params))

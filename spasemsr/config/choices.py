@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spasemsr import registries as R
 
 DATA_SOURCES = ("bundled", "hr_folder", "paired")
 COLOR_FIXES = ("none", "adain", "wavelet")
 START_IMAGES = ("lr", "drm")
+DEGRADATION_QUANTITIES = ("blur", "noise", "jpeg")  # what degradation captions can state (describer/template.py)
 FROZEN_DTYPE_NAMES = ("float32", "bfloat16", "float16")
 LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")  # diffusers.optimization.get_scheduler names
 SPATIAL_MODES = ("none", "tags", "tags_boxes")
@@ -40,6 +41,7 @@ CHOICES: dict[str, Iterable[str]] = {
     "model.text.infer_grounder": R.GROUNDERS,
     "model.text.train_describer": R.DESCRIBERS,
     "model.text.infer_describer": R.DESCRIBERS,
+    "model.text.caption_fields": DEGRADATION_QUANTITIES,  # a list: each entry is checked
     "model.visual.teacher": R.TEACHERS,
     "model.visual.distance": R.DISTANCES,
 }
@@ -51,6 +53,9 @@ def bad_choices(cfg: DictConfig) -> list[str]:
     problems = []
     for key, valid in CHOICES.items():
         value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and value not in valid:
+        if isinstance(value, ListConfig | list):
+            problems += [f"{key}={list(value)!r}: {item!r} is not one of {list(valid)}" for item in value
+                         if item not in valid]
+        elif value is not None and value not in valid:
             problems.append(f"{key}={value!r} is not one of {list(valid)}")
     return problems

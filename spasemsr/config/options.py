@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 SIMPLE = (int, float, str, bool)
-NOT_OPTIONS = ("self", "device")  # the device follows the run (a backend's own ``device`` option is allowed)
+# the device follows the run (a backend's own ``device`` option is allowed); a describer's caption ``fields`` are
+# ``model.text.caption_fields``, the same for the training and the inference describer
+NOT_OPTIONS = ("self", "device", "fields")
 
 
 def _config_type(hint: Any) -> Any:

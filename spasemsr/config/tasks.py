@@ -52,6 +52,9 @@ class TextGuidance:
     grounder_options: dict = field(default_factory=dict)  # per backend name, e.g. {owlv2: {path: ...}}
     degradation_text: bool = True
     train_describer: str = "params"  # captions from the true degradation parameters
+    # the quantities template captions state (params and estimator alike): those the inference describer can
+    # estimate; configs/model/spasemsr.yaml keeps the one the shipped estimator reads (issue #18)
+    caption_fields: list = field(default_factory=lambda: ["blur", "noise", "jpeg"])
     infer_describer: str = "estimator"
     describer_options: dict = field(default_factory=dict)  # per backend name, e.g. {estimator: {path: ...}}
 

@@ -6,6 +6,7 @@ weights) and the device mean the same in ``spasemsr train`` as in ``upscale`` an
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ import torch
 from spasemsr.config.tasks import TextGuidance
 from spasemsr.guidance.describer import Describer, load_describer
 from spasemsr.guidance.grounding import Grounder, load_grounder
+from spasemsr.registries import DESCRIBERS
 from spasemsr.weights import local_path
 
 STAGES = ("train", "infer")
@@ -36,14 +38,16 @@ def text_backends(text: TextGuidance, stage: str, device: torch.device | str) ->
         raise ValueError(f"stage {stage!r} is not one of {STAGES}")
     train = stage == "train"
 
-    def build(load, name: str, options_by_name: dict[str, Any]):
-        options = backend_options(options_by_name, name)
+    def build(load, name: str, options_by_name: dict[str, Any], **fixed: Any):
+        options = {**backend_options(options_by_name, name), **fixed}
         return load(name, options.pop("device", str(device)), **options)  # a device option wins
 
     grounder = describer = None
     if text.spatial != "none":
         grounder = build(load_grounder, text.train_grounder if train else text.infer_grounder, text.grounder_options)
     if text.degradation_text:
-        describer = build(load_describer, text.train_describer if train else text.infer_describer,
-                          text.describer_options)
+        name = text.train_describer if train else text.infer_describer
+        takes_fields = "fields" in inspect.signature(DESCRIBERS.get(name)).parameters  # template captions; vlm: free
+        describer = build(load_describer, name, text.describer_options,
+                          **({"fields": tuple(text.caption_fields)} if takes_fields else {}))
     return grounder, describer

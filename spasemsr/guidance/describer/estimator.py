@@ -12,7 +12,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import Tensor, nn
 
-from spasemsr.guidance.describer.template import QUANTITIES, caption, level
+from spasemsr.guidance.describer.template import QUANTITIES, caption, check_fields, level
 from spasemsr.weights import require_model_folder
 
 
@@ -67,7 +67,8 @@ class DegradationEstimator(ModelMixin, ConfigMixin):
 class EstimatorDescriber:
     """Inference-time captions from a trained estimator folder (``<export>/estimator`` of a training run)."""
 
-    def __init__(self, path: str, device: str = "cpu") -> None:
+    def __init__(self, path: str, device: str = "cpu", fields: tuple[str, ...] = QUANTITIES) -> None:
+        self.fields = check_fields(tuple(fields))
         folder = require_model_folder(
             path, "(estimator describer) the 'estimator' folder of an estimator training export, e.g. "
             "weights/tiny/estimator/estimator or the export of `spasemsr train --config configs/tiny_estimator.yaml`"
@@ -75,18 +76,22 @@ class EstimatorDescriber:
         self.estimator = DegradationEstimator.from_pretrained(folder, local_files_only=True).to(device).eval()
 
     def __call__(self, lr: Tensor, params: dict[str, Tensor] | None = None) -> list[str]:
-        return [caption(summary) for summary in self.estimator.summaries(lr)]
+        return [caption(summary, self.fields) for summary in self.estimator.summaries(lr)]
 
 
-def estimator_metrics(predicted: Tensor, truth: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Per-quantity MAE (natural units) and bin agreement, plus whole-caption agreement, of (B, 3) outputs."""
+def estimator_metrics(predicted: Tensor, truth: dict[str, Tensor],
+                      fields: tuple[str, ...] = QUANTITIES) -> dict[str, Tensor]:
+    """Per-quantity MAE (natural units) and bin agreement, plus whole-caption agreement, of (B, 3) outputs;
+    for ``fields`` other than all quantities also ``caption_agreement_<fields>`` (captions stating only those)."""
     natural = from_targets(predicted)
     metrics: dict[str, Tensor] = {}
-    same_caption = torch.ones_like(truth["blur"], dtype=torch.bool)
+    same_bins = {}
     for name in QUANTITIES:
-        same_bin = level(name, natural[name]) == level(name, truth[name])
-        same_caption &= same_bin
+        same_bins[name] = level(name, natural[name]) == level(name, truth[name])
         metrics[f"mae_{name}"] = (natural[name] - truth[name]).abs().mean()
-        metrics[f"bin_agreement_{name}"] = same_bin.float().mean()
-    metrics["caption_agreement"] = same_caption.float().mean()
+        metrics[f"bin_agreement_{name}"] = same_bins[name].float().mean()
+    metrics["caption_agreement"] = torch.stack(list(same_bins.values())).all(0).float().mean()
+    if tuple(fields) != QUANTITIES:
+        agree = torch.stack([same_bins[name] for name in check_fields(tuple(fields))]).all(0)
+        metrics[f"caption_agreement_{'_'.join(check_fields(tuple(fields)))}"] = agree.float().mean()
     return metrics

@@ -37,8 +37,9 @@ def degraded_crops(splits: list[str], crops_per_image: int, seed: int) -> tuple[
     return torch.cat(lrs), summarise({k: torch.cat([p[k] for p in params]) for k in params[0]})
 
 
-def accuracy(estimator: DegradationEstimator, lr: Tensor, truth: dict[str, Tensor]) -> dict[str, dict]:
-    """Metrics of the estimator and of the median predictor on the same images."""
+def accuracy(estimator: DegradationEstimator, lr: Tensor, truth: dict[str, Tensor],
+             fields: tuple[str, ...] = QUANTITIES) -> dict[str, dict]:
+    """Metrics of the estimator and of the median predictor on the same images (``fields``: the captions' fields)."""
     with torch.no_grad():
         predicted = estimator(lr)
     median = {q: truth[q].median().expand_as(truth[q]) for q in QUANTITIES}
@@ -47,8 +48,8 @@ def accuracy(estimator: DegradationEstimator, lr: Tensor, truth: dict[str, Tenso
     def rounded(metrics: dict[str, Tensor]) -> dict[str, float]:
         return {k: round(float(v), 3) for k, v in metrics.items()}
 
-    return {"estimator": rounded(estimator_metrics(predicted, truth)),
-            "median_predictor": rounded(estimator_metrics(constant, truth)), "images": len(lr)}
+    return {"estimator": rounded(estimator_metrics(predicted, truth, fields)),
+            "median_predictor": rounded(estimator_metrics(constant, truth, fields)), "images": len(lr)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,13 +57,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--estimator", default="weights/tiny/estimator/estimator")
     parser.add_argument("--crops", type=int, default=16, help="crops per image")
+    parser.add_argument("--fields", default="noise", help="the caption fields SpaSemSR states "
+                                                           "(model.text.caption_fields), comma-separated")
     parser.add_argument("--out", default="experiments/results/estimator_accuracy.json")
     args = parser.parse_args(argv)
     estimator = DegradationEstimator.from_pretrained(args.estimator, local_files_only=True).eval()
+    fields = tuple(args.fields.split(","))
     results = {
         "estimator": args.estimator,
-        "kodak5_held_out": accuracy(estimator, *degraded_crops(["kodak5"], args.crops, seed=7)),
-        "train_and_val": accuracy(estimator, *degraded_crops(["train", "val"], args.crops, seed=8)),
+        "caption_fields": list(fields),
+        "kodak5_held_out": accuracy(estimator, *degraded_crops(["kodak5"], args.crops, seed=7), fields),
+        "train_and_val": accuracy(estimator, *degraded_crops(["train", "val"], args.crops, seed=8), fields),
     }
     text = json.dumps(results, indent=2)
     atomic_write_text(Path(args.out), text + "\n")

@@ -28,10 +28,11 @@ import math
 import torch
 from torch import Tensor
 
+from spasemsr.config.choices import DEGRADATION_QUANTITIES
 from spasemsr.data.degradation import PARAM_KEYS, RESIZE_MODES
 from spasemsr.data.kernels import KERNEL_PARAMS, KERNEL_TYPES, build_kernels
 
-QUANTITIES = ("blur", "noise", "jpeg")
+QUANTITIES = DEGRADATION_QUANTITIES
 LEVELS = ("none", "slight", "moderate", "heavy")
 # Bin edges between consecutive LEVELS. blur: LR pixels; noise: 0-255 sigma; jpeg: quality, where lower
 # is worse, so its edges fall (quality >= 90 is "none", < 45 "heavy").
@@ -131,10 +132,22 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def caption(summary: dict[str, float]) -> str:
-    """A degradation-aware caption naming each quantity above 'none' with its level word."""
-    missing = [name for name in QUANTITIES if name not in summary]
+def check_fields(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """``fields`` as a tuple of known quantities, in QUANTITIES order (an unknown one is an error)."""
+    unknown = sorted(set(fields) - set(QUANTITIES))
+    if unknown or not fields:
+        raise ValueError(f"caption fields must be a non-empty subset of {list(QUANTITIES)}, got {list(fields)}")
+    return tuple(name for name in QUANTITIES if name in fields)
+
+
+def caption(summary: dict[str, float], fields: tuple[str, ...] = QUANTITIES) -> str:
+    """A degradation-aware caption naming each of ``fields`` above 'none' with its level word.
+
+    ``fields`` leaves out quantities a describer cannot estimate (``model.text.caption_fields``), so training
+    captions (true parameters) and inference captions (estimated) state the same things.
+    """
+    missing = [name for name in fields if name not in summary]
     if missing:
-        raise KeyError(f"caption needs the summary quantities {QUANTITIES}; missing {missing}")
-    parts = [f"{LEVELS[lvl]} {NOUNS[name]}" for name in QUANTITIES if (lvl := level(name, summary[name])) > 0]
+        raise KeyError(f"caption needs the summary quantities {list(fields)}; missing {missing}")
+    parts = [f"{LEVELS[lvl]} {NOUNS[name]}" for name in fields if (lvl := level(name, summary[name])) > 0]
     return f"a low-resolution photo with {_join(parts)}" if parts else CLEAN_CAPTION
