@@ -113,7 +113,7 @@ def test_registry_names_and_errors(tmp_path):
     assert load_describer("none")(torch.rand(3, 3, 8, 8)) == ["", "", ""]
     with pytest.raises(ValueError, match=r"unknown describer 'llava'.*\['estimator', 'none', 'params', 'vlm'\]"):
         load_describer("llava")
-    with pytest.raises(ValueError, match=r"describer 'estimator' takes options \['path', 'device'\]"):
+    with pytest.raises(ValueError, match=r"describer 'estimator' takes options \['path', 'device', 'fields'\]"):
         load_describer("estimator", checkpoint="x")
     with pytest.raises(FileNotFoundError, match=f"{re.escape(str(tmp_path / 'missing'))}.*configs/tiny_estimator.yaml"):
         load_describer("estimator", path=str(tmp_path / "missing"))
