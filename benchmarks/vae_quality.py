@@ -1,11 +1,14 @@
 """Round-trip quality of a VAE on held-out photos: fidelity, colour, drawn dark dots (issue #18, item 1).
 
-    python -m benchmarks.vae_quality [--vae weights/tiny/vae/vae ...] [--splits kodak5 unseen] [--out PATH]
+    python -m benchmarks.vae_quality [--vae weights/tiny/vae/vae runs/ship/vae/checkpoints/last.ckpt ...]
+                                     [--splits kodak5 unseen] [--out PATH]
 
-Each named VAE encodes every full image of each bundled split (posterior mode, no sampling) and decodes it;
+A VAE is a diffusers folder (its config.json) or a checkpoint of a VAE training run
+(``<run>/checkpoints/*.ckpt``, built from ``<run>/config.yaml``), so a run can be scored while it trains.
+Each VAE encodes every full image of each bundled split (posterior mode, no sampling) and decodes it;
 reported per split: PSNR-RGB and PSNR-Y of the reconstruction (8-bit, border crop 4, as the SR tables),
-``colour_pass`` (how much of an input colour shift survives: each image's R channel raised and B lowered by
-0.1, the mean R-B difference of the reconstructions divided by that of the inputs; 1 = colour carried,
+``colour_pass`` (how much of an input colour shift survives: each image's R channel raised and B lowered
+by 0.1, the mean R-B difference of the reconstructions divided by that of the inputs; 1 = colour carried,
 0 = colour removed), and the dark dots of ``spasemsr.metrics.artifacts`` (per image: the reconstruction's
 count, ``new_dark_dots`` = those touching no dark pixel of the HR, and the HR's own count). The row
 ``bicubic_x4`` is the non-generative reference (clean HR bicubic down x4 and up again). Targets of #18:
@@ -67,33 +70,52 @@ def _summary(images: dict[str, dict[str, float]]) -> dict:
     return {"images": images, "mean": {k: _mean([v[k] for v in images.values()]) for k in keys}}
 
 
-def score_vae(path: str, split: str) -> dict:
-    """Per-image and mean figures of one VAE on one bundled split."""
+def load_vae(path: str):
+    """A diffusers VAE folder, or the VAE of a training checkpoint (architecture from its run's config.yaml)."""
     from diffusers import AutoencoderKL
+    from omegaconf import OmegaConf
 
-    from spasemsr.data.images import read_image
+    from spasemsr.diffusion.backbone import build_vae
+
+    if not path.endswith(".ckpt"):
+        return AutoencoderKL.from_pretrained(path).eval()
+    config = OmegaConf.load(Path(path).parents[1] / "config.yaml")
+    vae = build_vae(OmegaConf.to_container(config.profile.vae_arch))
+    state = torch.load(path, weights_only=True)["state_dict"]
+    vae.load_state_dict({key.removeprefix("vae."): value for key, value in state.items() if key.startswith("vae.")})
+    return vae.eval()
+
+
+def _paths(split: str, limit: int | None) -> list[Path]:
+    """The split's verified image paths, the first ``limit`` of them if given."""
     from spasemsr.data.samples import sample_paths
 
-    vae = AutoencoderKL.from_pretrained(path).eval()
-    images = {}
-    for image_path in sample_paths(split):
+    return sample_paths(split)[:limit]
+
+
+def score_vae(path: str, split: str, limit: int | None = None) -> dict:
+    """Per-image and mean figures of one VAE on one bundled split (its first ``limit`` images if given)."""
+    from spasemsr.data.images import read_image
+
+    vae = load_vae(path)
+    scores = {}
+    for image_path in _paths(split, limit):
         hr = read_image(image_path)[None]
-        images[image_path.stem] = {**_figures(*_roundtrip(vae, hr)), "colour_pass": _colour_pass(vae, hr)}
-    return _summary(images)
+        scores[image_path.stem] = {**_figures(*_roundtrip(vae, hr)), "colour_pass": _colour_pass(vae, hr)}
+    return _summary(scores)
 
 
-def score_bicubic(split: str) -> dict:
+def score_bicubic(split: str, limit: int | None = None) -> dict:
     """The non-generative reference: clean HR bicubic-downscaled x4 and bicubic-upscaled back (draws no dots)."""
     from spasemsr.data.images import read_image
     from spasemsr.data.resize import bicubic_down, bicubic_up
-    from spasemsr.data.samples import sample_paths
 
-    images = {}
-    for image_path in sample_paths(split):
+    scores = {}
+    for image_path in _paths(split, limit):
         x = read_image(image_path)[None]
         x = x[..., : x.shape[-2] // 4 * 4, : x.shape[-1] // 4 * 4]
-        images[image_path.stem] = _figures(bicubic_up(bicubic_down(x, 4), x.shape[-2:]).clamp(0, 1), x)
-    return _summary(images)
+        scores[image_path.stem] = _figures(bicubic_up(bicubic_down(x, 4), x.shape[-2:]).clamp(0, 1), x)
+    return _summary(scores)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,14 +123,16 @@ def main(argv: list[str] | None = None) -> None:
     from spasemsr.weights.table import WEIGHTS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vae", nargs="+", default=[WEIGHTS["tiny_vae"].default], help="VAE folders (config.json)")
+    parser.add_argument("--vae", nargs="+", default=[WEIGHTS["tiny_vae"].default],
+                        help="VAE folders (config.json) or VAE training checkpoints (.ckpt)")
     parser.add_argument("--splits", nargs="+", default=["kodak5"], help="bundled splits to score")
+    parser.add_argument("--images", type=int, help="score only the first N images of each split")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/vae_quality.json")
     args = parser.parse_args(argv)
     device = setup("cpu", args.threads)
-    results = {vae: {split: score_vae(vae, split) for split in args.splits} for vae in args.vae}
-    results["bicubic_x4"] = {split: score_bicubic(split) for split in args.splits}
+    results = {vae: {split: score_vae(vae, split, args.images) for split in args.splits} for vae in args.vae}
+    results["bicubic_x4"] = {split: score_bicubic(split, args.images) for split in args.splits}
     keys = list(next(iter(results[args.vae[0]].values()))["mean"])
     rows = [[vae, split, *(f"{r['mean'][k]:.3f}" if k in r["mean"] else None for k in keys)]
             for vae, splits in results.items() for split, r in splits.items()]

@@ -129,3 +129,22 @@ def test_upscale_stages_times_every_stage_of_one_call(tmp_path):
             "denoiser (all tiles, all steps)", "VAE decode (per tile)", "colour fix",
             "back-projection"} == set(record["stages"])
     assert sum(s["seconds"] for s in record["stages"].values()) <= record["total_seconds"] + 0.1
+
+
+def test_vae_quality_scores_a_vae_folder_and_a_training_checkpoint_alike(tmp_path, prior_dir, tiny_cfg):
+    from omegaconf import OmegaConf
+
+    from benchmarks.vae_quality import load_vae, score_bicubic, score_vae
+
+    folder = str(prior_dir / "vae")
+    state = {f"vae.{key}": value for key, value in load_vae(folder).state_dict().items()}
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    OmegaConf.save(tiny_cfg, tmp_path / "run" / "config.yaml")
+    torch.save({"state_dict": state}, tmp_path / "run" / "checkpoints" / "last.ckpt")
+    from_checkpoint = load_vae(str(tmp_path / "run" / "checkpoints" / "last.ckpt")).state_dict()
+    assert all(torch.equal(value, from_checkpoint[key.removeprefix("vae.")]) for key, value in state.items())
+    scored = score_vae(folder, "unseen", limit=1)
+    assert set(scored["images"]) == {"camera"}
+    assert {"psnr_rgb", "psnr_y", "colour_pass", "dark_dots", "new_dark_dots", "hr_dark_dots"} == set(scored["mean"])
+    reference = score_bicubic("unseen", limit=1)["mean"]
+    assert reference["psnr_rgb"] > 20 and reference["hr_dark_dots"] == scored["mean"]["hr_dark_dots"]
