@@ -15,7 +15,14 @@ from spasemsr.models.base import TaskModule
 
 
 class AutoencoderModule(TaskModule):
-    """L1 reconstruction + a small KL term; after training, sets ``scaling_factor`` for unit-variance latents."""
+    """L1 reconstruction + a small KL term; after training, sets ``scaling_factor`` for unit-variance latents.
+
+    The KL is weighed as in LDM / SD's VAE training: ``kl_weight`` (1e-6) against the reconstruction error
+    *summed* over pixels, i.e. here (L1 averaged over pixels) the KL sum is divided by the pixel count. Weighing
+    the summed KL against the averaged L1 (as before issue #18) made the KL 3HW (49,152 at 128²) times
+    stronger: posterior sigma stayed near 0.7 beside latent means of std 0.7, about one bit per latent, and
+    the tiny VAE lost colour and detail.
+    """
 
     trainable = ("vae",)
 
@@ -25,9 +32,10 @@ class AutoencoderModule(TaskModule):
         self._latent_std: list[Tensor] = []
 
     def _losses(self, hr: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+        """L1 per pixel, the KL per pixel (its sum over the latent divided by 3HW, batch-averaged), and the recon."""
         posterior = self.vae.encode(hr * 2 - 1).latent_dist
         recon = (self.vae.decode(posterior.sample(generator)).sample + 1) / 2
-        return F.l1_loss(recon, hr), posterior.kl().mean(), recon
+        return F.l1_loss(recon, hr), posterior.kl().mean() / hr[0].numel(), recon
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         l1, kl, _ = self._losses(batch["hr"], batch.get("generator"))
