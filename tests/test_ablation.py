@@ -23,7 +23,7 @@ PAPER_VARIANTS = ["full", "wo_spatial", "wo_box_encoder", "wo_text", "wo_deg_tex
                   "wo_l_sem", "fusion_sum", "fusion_concat", "baseline"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: a worker may interleave other files' tests and tear it down
 def smoke(tmp_path_factory) -> tuple[Path, Path]:
     """`make ablate ABLATE_BUDGET=smoke` into a temporary results and runs folder (the real command)."""
     root = tmp_path_factory.mktemp("ablate")
