@@ -35,12 +35,12 @@ demo: install  ## shipped tiny SpaSemSR vs bicubic on held-out kodak5 (DEMO_TRAI
 test: export OMP_WAIT_POLICY := PASSIVE
 test: install  ## lint + the whole test suite (offline, CPU), 2 workers; prints the slowest tests
 	$(BIN)/ruff check spasemsr tests benchmarks
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 test-fast: export OMP_WAIT_POLICY := PASSIVE
 test-fast: install  ## lint + the suite without the tests marked slow (DDP runs, notebooks, smoke ablation), 2 workers
 	$(BIN)/ruff check spasemsr tests benchmarks
-	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 gpu-check: install  ## on a GPU machine: CUDA tests, tiny training, SD-2 sample, upscale, CUDA benchmarks -> JSON
 	$(BIN)/python -m benchmarks.gpu_check --results $(GPU_CHECK_RESULTS)

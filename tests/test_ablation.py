@@ -18,12 +18,11 @@ from spasemsr.config import ConfigError, config_hash
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = REPO / "experiments" / "ablation.yaml"
-pytestmark = pytest.mark.xdist_group("smoke_ablation")  # one worker builds the shared smoke ablation, once
 PAPER_VARIANTS = ["full", "wo_spatial", "wo_box_encoder", "wo_text", "wo_deg_text", "wo_img", "wo_sem", "wo_l_vae",
                   "wo_l_sem", "fusion_sum", "fusion_concat", "baseline"]
 
 
-@pytest.fixture(scope="session")  # not module: a worker may interleave other files' tests and tear it down
+@pytest.fixture(scope="module")  # `make test` distributes by file (--dist loadfile): built once
 def smoke(tmp_path_factory) -> tuple[Path, Path]:
     """`make ablate ABLATE_BUDGET=smoke` into a temporary results and runs folder (the real command)."""
     root = tmp_path_factory.mktemp("ablate")
