@@ -54,6 +54,10 @@ class SpaSemSRConditioner:
             lr = F.interpolate(lr, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
         if self.drm is None:
             return bicubic_upscale(lr, self.scale)
+        return self._restored(lr, tile, overlap)
+
+    def _restored(self, lr: Tensor, tile: int, overlap: int) -> Tensor:
+        """The DRM run on LR tiles (``tile``/``overlap`` in HR pixels), each finished tile reported."""
         return tiled(self.drm, lr, self.scale, tile // self.scale, overlap // self.scale,
                      on_tile=lambda: self._stage("DRM tile"))
 
@@ -61,8 +65,7 @@ class SpaSemSRConditioner:
         """DRM(LR) at the full x``scale`` size: what a DRM-initialised start (``start_image=drm``) encodes."""
         if self.drm is None:
             raise ValueError("sampler.start_image=drm needs a DRM, but this model's model.drm is none")
-        return tiled(self.drm, lr, self.scale, tile // self.scale, overlap // self.scale,
-                     on_tile=lambda: self._stage("DRM tile")).clamp(0, 1)
+        return self._restored(lr, tile, overlap).clamp(0, 1)
 
     def __call__(self, lr: Tensor, tile: int = 0, overlap: int = 0) -> Conditions:
         """Conditions of ``lr``; ``tile``/``overlap`` (HR pixels, 0 = whole) bound the DRM's memory on big photos."""
