@@ -30,3 +30,15 @@ def test_vae_then_prior_then_backbone(tmp_path):
         manifest = json.loads((export / "manifest.json").read_text())
         assert manifest["steps"] == 2
         assert all(torch.isfinite(torch.tensor(v)) for v in manifest["final_metrics"].values())
+
+
+def test_channel_shuffle_permutes_each_image_repeatably():
+    from spasemsr.models.autoencoder import shuffle_channels
+
+    images = torch.arange(8 * 3, dtype=torch.float32).view(8, 3, 1, 1).expand(8, 3, 2, 2).contiguous()
+    first = shuffle_channels(images, torch.Generator().manual_seed(0))
+    again = shuffle_channels(images, torch.Generator().manual_seed(0))
+    assert torch.equal(first, again)
+    orders = {tuple(image[:, 0, 0].tolist()) for image in first - images[:, :1]}
+    assert all(sorted(order) == [0.0, 1.0, 2.0] for order in orders)  # a permutation of each image's own channels
+    assert len(orders) > 1 and orders != {(0.0, 1.0, 2.0)}  # images get different orders, not the identity

@@ -14,6 +14,13 @@ from spasemsr.diffusion.backbone import build_vae
 from spasemsr.models.base import TaskModule
 
 
+def shuffle_channels(images: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Each (C, H, W) image of the batch with its channels in a random order (drawn from ``generator``)."""
+    device = generator.device if generator is not None else images.device
+    orders = [torch.randperm(images.shape[1], generator=generator, device=device) for _ in range(len(images))]
+    return torch.stack([image[order.to(image.device)] for image, order in zip(images, orders, strict=True)])
+
+
 class AutoencoderModule(TaskModule):
     """L1 reconstruction + a small KL term; after training, sets ``scaling_factor`` for unit-variance latents.
 
@@ -38,7 +45,10 @@ class AutoencoderModule(TaskModule):
         return F.l1_loss(recon, hr), posterior.kl().mean() / hr[0].numel(), recon
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        l1, kl, _ = self._losses(batch["hr"], batch.get("generator"))
+        hr, generator = batch["hr"], batch.get("generator")
+        if self.cfg.model.channel_shuffle:
+            hr = shuffle_channels(hr, generator)
+        l1, kl, _ = self._losses(hr, generator)
         loss = l1 + self.cfg.model.kl_weight * kl
         self.log_dict({"train/loss": loss, "train/l1": l1, "train/kl": kl}, prog_bar=True, batch_size=len(batch["hr"]))
         return loss
