@@ -20,7 +20,7 @@ from spasemsr.weights.table import TINY, WEIGHTS
 
 # stage -> (config file, step budget, overrides given the shipped folder)
 STAGES: dict[str, tuple[str, int, list[str]]] = {
-    "vae": ("tiny_vae.yaml", 12500, []),
+    "vae": ("tiny_vae.yaml", 10000, []),
     "prior": ("tiny_prior.yaml", 20000, [f"model.vae_path={WEIGHTS['tiny_vae'].default}"]),
     "drm": ("tiny_drm.yaml", 800, []),
     "estimator": ("tiny_estimator.yaml", 3000, []),
