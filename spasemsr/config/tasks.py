@@ -14,8 +14,8 @@ class AutoencoderTask:
     name: str = "vae"
     lr: float = 2e-4
     kl_weight: float = 1e-6
-    # Train on crops whose RGB channels are randomly permuted: the bundled photos are 7/19 grey and few are
-    # saturated, and without it the VAE shifted saturated colours (kodak I03: mean G error -0.08, B +0.07).
+    # Train on crops whose RGB channels are randomly permuted, meant to widen the colours the VAE sees (the bundled
+    # photos are 7/19 grey). Measured on the tiny VAE as a fine-tune it made colour worse (configs/tiny_vae.yaml).
     channel_shuffle: bool = False
     # Batches used after training to set ``scaling_factor`` so latents have unit variance (as SD does).
     scaling_batches: int = 8
