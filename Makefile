@@ -4,9 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TRAIN_STEPS ?= 0
+ABLATE ?= ablation
 ABLATE_BUDGET ?= full
 ABLATE_OUT ?= experiments/results
-ABLATE_RUNS ?= runs/ablation
+ABLATE_RUNS ?= runs/$(ABLATE)
 SWEEP_STORAGE ?= sqlite:///runs/sweeps/optuna.db
 SWEEP_STUDY ?= pd_sweep
 SWEEP_TRIALS ?= 24
@@ -55,8 +56,8 @@ eval: install  ## kodak5 table (bicubic, DRM, Real-ESRGAN x4plus, RealSR, Contro
 	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS)) \
 		$(if $(EVAL_RESCORE),--rescore) $(if $(EVAL_ONLY),--only $(EVAL_ONLY)) $(if $(EVAL_SETS),--sets $(EVAL_SETS))
 
-ablate: install  ## ablation table (experiments/ablation.yaml); resumable; ABLATE_BUDGET=smoke|full
-	$(BIN)/spasemsr ablate --experiment experiments/ablation.yaml --budget $(ABLATE_BUDGET) --out $(ABLATE_OUT) \
+ablate: install  ## ablation table (experiments/$(ABLATE).yaml; ABLATE=probe: the guidance probe); ABLATE_BUDGET=smoke|full
+	$(BIN)/spasemsr ablate --experiment experiments/$(ABLATE).yaml --budget $(ABLATE_BUDGET) --out $(ABLATE_OUT) \
 		--runs $(ABLATE_RUNS)
 
 sweep: install  ## PD sweep of the shipped SpaSemSR (experiments/pd_sweep.yaml), then its front + upscale presets

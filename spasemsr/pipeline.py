@@ -20,15 +20,16 @@ from torch import Tensor
 from spasemsr.config.schema import SamplerConfig
 from spasemsr.diffusion.backbone import Backbone, vae_downscale
 from spasemsr.diffusion.color_fix import color_fix
-from spasemsr.diffusion.conditions import Conditions
+from spasemsr.diffusion.conditions import Conditions, Known
 from spasemsr.diffusion.consistency import back_project
 from spasemsr.diffusion.control import ControlledUNet
 from spasemsr.diffusion.latents import clean_latents, decode
 from spasemsr.diffusion.tiling import Window, blend, windows
 from spasemsr.registries import SAMPLERS
 
-# padded LR (B, 3, h, w) in [0, 1], HR tile side and overlap (0 = whole) -> conditions
-Conditioner = Callable[[Tensor, int, int], Conditions]
+# padded LR (B, 3, h, w) in [0, 1], HR tile side and overlap (0 = whole), what else is known of the images (keys,
+# true degradation; None for plain photos) -> conditions
+Conditioner = Callable[[Tensor, int, int, Known | None], Conditions]
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class SRPipeline:
         self.net = net
         self.scale = scale
         self.sampler = sampler
-        self.conditioner = conditioner or (lambda lr, tile, overlap: net.conditions(lr, scale))
+        self.conditioner = conditioner or (lambda lr, tile, overlap, known=None: net.conditions(lr, scale))
         self.on_denoise: Callable[[], object] | None = None  # called after each denoiser run (a tile of a step)
         self.precision: torch.dtype = torch.float32  # float16/bfloat16: mixed precision (autocast), fp32 weights
 
@@ -73,7 +74,7 @@ class SRPipeline:
         return hr_multiple // math.gcd(hr_multiple, self.scale)
 
     @torch.no_grad()
-    def prepare(self, lr: Tensor, knobs: SamplerConfig | None = None) -> Prepared:
+    def prepare(self, lr: Tensor, knobs: SamplerConfig | None = None, known: Known | None = None) -> Prepared:
         """The knob-independent part of a call: pad the LR, compute its conditions (grounding, text, E_img/E_sem)
         and encode the latent sampling starts from.
 
@@ -87,7 +88,7 @@ class SRPipeline:
         factor = vae_downscale(self.backbone.vae)
         tiles = self.tiles((padded.shape[2] * self.scale // factor, padded.shape[3] * self.scale // factor), knobs)
         with self._autocast(lr.device):
-            cond = self.conditioner(padded, knobs.tile_size, knobs.tile_overlap)
+            cond = self.conditioner(padded, knobs.tile_size, knobs.tile_overlap, known)
         start = self._start_latents(self._start_image(padded, cond, knobs), tiles)
         return Prepared(lr, cond, start, tiles, knobs.start_image)
 
@@ -172,9 +173,10 @@ class SRPipeline:
         sr = sr[:, :, : h * self.scale, : w * self.scale].to(lr.dtype)
         return back_project(color_fix(sr, lr, knobs.color_fix), lr, self.scale, knobs.backproject)
 
-    def __call__(self, lr: Tensor, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
-        """LR (B, 3, h, w) in [0, 1] → SR (B, 3, scale·h, scale·w) in [0, 1]."""
-        return self.sample(self.prepare(lr, knobs), generator, knobs)
+    def __call__(self, lr: Tensor, generator: torch.Generator, knobs: SamplerConfig | None = None,
+                 known: Known | None = None) -> Tensor:
+        """LR (B, 3, h, w) in [0, 1] → SR (B, 3, scale·h, scale·w) in [0, 1]; ``known``: what else is known of it."""
+        return self.sample(self.prepare(lr, knobs, known), generator, knobs)
 
 
 def _pad_to_multiple(image: Tensor, multiple: int) -> Tensor:

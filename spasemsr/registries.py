@@ -33,6 +33,7 @@ GROUNDERS = Registry("grounder", {
     "auto": f"{_GROUNDING}.auto:AutoGrounder",
     "grounding_dino": f"{_GROUNDING}.detectors:load_grounding_dino",
     "owlv2": f"{_GROUNDING}.detectors:load_owlv2",
+    "probe": f"{_GROUNDING}.probe:ProbeGrounder",
     "none": f"{_GROUNDING}.base:NoGrounder",
 })
 DESCRIBERS = Registry("describer", {

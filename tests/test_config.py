@@ -34,7 +34,7 @@ def test_unknown_key_lists_valid_keys():
         load_config(REPO / "configs" / "controlnet_sr.yaml", ["data.crop=3"])
     with pytest.raises(ConfigError, match=r"'degradation.blur1.sigma'.*'sigma_range'"):
         load_config(REPO / "configs" / "controlnet_sr.yaml", ["degradation.blur1.sigma=3"])
-    with pytest.raises(ConfigError, match=r"'model.lrate'.*\['lr', 'name', 'prompt'\]"):
+    with pytest.raises(ConfigError, match=r"'model.lrate'.*\['init_from', 'lr', 'name', 'prompt'\]"):
         load_config(REPO / "configs" / "controlnet_sr.yaml", ["model.lrate=3"])
 
 

@@ -231,11 +231,11 @@ def test_an_interrupted_evaluation_reuses_the_sr_images_it_wrote(pairs, tmp_path
     def counting(*args, **kwargs):
         method = load(*args, **kwargs)
 
-        def upscale(lr):
+        def upscale(lr, known=None):
             calls.append(1)
             if len(calls) == 2 and fail[0]:
                 raise KeyboardInterrupt  # killed while sampling the second image
-            return method.upscale(lr)
+            return method.upscale(lr, known)
 
         return Method(upscale, method.ckpt, method.config, method.knobs)
 

@@ -294,7 +294,7 @@ def test_detectors_name_a_missing_or_wrong_folder(tmp_path: Path, name: str) -> 
 
 
 def test_registry_lists_names_and_none_is_empty() -> None:
-    assert set(GROUNDERS) == {"annotations", "auto", "grounding_dino", "owlv2", "none"}
+    assert set(GROUNDERS) == {"annotations", "auto", "grounding_dino", "owlv2", "probe", "none"}
     with pytest.raises(ValueError, match=r"unknown grounder 'sam'; valid: \['annotations', 'auto'"):
         load_grounder("sam")
     with pytest.raises(ValueError, match=r"grounder 'none' takes options \[\], got \['threshold'\]"):

@@ -4,9 +4,12 @@ Layout: training runs under ``<runs>/<budget>/<variant>/`` (one TensorBoard pare
 --logdir <runs>/<budget>``, evaluation hparams in each ``<variant>/eval/tb``), one record per variant
 in ``<out>/<table>/<variant>.json`` (written last, atomically: it marks the variant complete), and the
 tables ``<out>/<table>.{md,csv,tex}`` where ``<table>`` is ``ablation`` for the ``full`` budget and
-``ablation_<budget>`` otherwise. A killed ablation rerun resumes the interrupted variant from its
-``last.ckpt`` and skips the complete ones; a record whose config or evaluation no longer matches the
-experiment file is redone, and ``rerun`` forces named variants from scratch (after a code change).
+``ablation_<budget>`` otherwise. With several ``seeds`` each variant runs once per seed (``<variant>_seed<s>``
+for runs and records), the tables give mean ± std over seeds, and ``<out>/<table>/summary.json`` holds every
+per-seed value as ``{"variants": {variant: {metric: [one value per seed]}}}``. A killed ablation rerun resumes
+the interrupted variant from its ``last.ckpt`` and skips the complete ones; a record whose config or evaluation
+no longer matches the experiment file is redone, and ``rerun`` forces named variants from scratch (after a code
+change).
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from spasemsr.ablation.spec import AblationSpec, Budget, load_spec
+from spasemsr.ablation.spec import AblationSpec, load_spec, seeds_of
 from spasemsr.config import ConfigError, config_hash, load_config
 from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.evaluation.evaluate import evaluate
+from spasemsr.evaluation.spec import EvalSpec
 from spasemsr.evaluation.table import write_tables
 from spasemsr.utils.atomic import atomic_write_text
 
@@ -32,20 +36,34 @@ def table_stem(spec: AblationSpec, budget: str) -> str:
     return spec.name if budget == "full" else f"{spec.name}_{budget}"
 
 
-def variant_config(spec: AblationSpec, name: str, budget: str, runs: Path) -> DictConfig:
-    """The full training config of one variant under one budget."""
+def run_name(spec: AblationSpec, name: str, seed: int) -> str:
+    """A variant's run and record name: the variant, with ``_seed<s>`` when the spec runs several seeds."""
+    return name if len(seeds_of(spec)) == 1 else f"{name}_seed{seed}"
+
+
+def variant_config(spec: AblationSpec, name: str, budget: str, runs: Path, seed: int | None = None) -> DictConfig:
+    """The full training config of one variant under one budget (and seed: default the spec's first)."""
     variant = spec.variants[name]
+    if variant.train_as:
+        return variant_config(spec, variant.train_as, budget, runs, seed)
+    seed = seeds_of(spec)[0] if seed is None else seed
     base = Path(variant.config or spec.base)
     path = base if base.is_file() else CONFIGS_ROOT / base
-    return load_config(path, [f"run.root={runs / budget}", f"run.name={name}", f"seed={spec.seed}",
+    return load_config(path, [f"run.root={runs / budget}", f"run.name={run_name(spec, name, seed)}", f"seed={seed}",
                               *spec.budgets[budget].train, *variant.overrides])
 
 
-def _is_complete(record_path: Path, cfg_hash: str, budget: Budget) -> bool:
+def variant_eval(spec: AblationSpec, name: str, budget: str) -> EvalSpec:
+    """The budget's evaluation with the variant's own knobs over its knobs."""
+    plan = spec.budgets[budget].eval
+    return replace(plan, knobs={**plan.knobs, **spec.variants[name].knobs})
+
+
+def _is_complete(record_path: Path, cfg_hash: str, plan: EvalSpec) -> bool:
     if not record_path.is_file():
         return False
     done = json.loads(record_path.read_text()).get("ablation", {})
-    return done.get("config_hash") == cfg_hash and done.get("eval") == asdict(budget.eval)
+    return done.get("config_hash") == cfg_hash and done.get("eval") == asdict(plan)
 
 
 def _check_run_folder(folder: Path, cfg_hash: str, name: str) -> None:
@@ -59,8 +77,14 @@ def _check_run_folder(folder: Path, cfg_hash: str, name: str) -> None:
 REEVALUATE = ("rescore", "resample")
 
 
+def _trained(folder: Path, cfg: DictConfig) -> bool:
+    """Whether the run in ``folder`` has exported the model at its full step budget (what a knob row evaluates)."""
+    manifest = folder / "export" / "manifest.json"
+    return manifest.is_file() and json.loads(manifest.read_text()).get("steps") == cfg.trainer.max_steps
+
+
 def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Path, rerun: bool = False,
-                reevaluate: str | None = None) -> dict:
+                reevaluate: str | None = None, seed: int | None = None) -> dict:
     """Train (or resume) and evaluate one variant unless its record is complete; return the record.
 
     ``reevaluate`` redoes a complete variant's evaluation without retraining: ``rescore`` re-scores its
@@ -71,28 +95,31 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
         raise ValueError(f"reevaluate={reevaluate!r}; valid: {', '.join(REEVALUATE)} or None")
     from spasemsr.training.run import run_dir, train
 
-    cfg = variant_config(spec, name, budget, runs)
-    cfg_hash, plan = config_hash(cfg), spec.budgets[budget]
-    record_path = out / table_stem(spec, budget) / f"{name}.json"
+    seed = seeds_of(spec)[0] if seed is None else seed
+    variant = spec.variants[name]
+    cfg = variant_config(spec, name, budget, runs, seed)
+    cfg_hash, plan = config_hash(cfg), variant_eval(spec, name, budget)
+    record_path = out / table_stem(spec, budget) / f"{run_name(spec, name, seed)}.json"
     folder = run_dir(cfg)
+    eval_dir = folder / (f"eval_{name}" if variant.train_as else "eval")
     if rerun:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(eval_dir if variant.train_as else folder, ignore_errors=True)
         record_path.unlink(missing_ok=True)
     complete = _is_complete(record_path, cfg_hash, plan)
     if complete and not (reevaluate and (folder / "export").is_dir()):
         print(f"ablation: {name} is complete ({record_path}), skipped")
         return json.loads(record_path.read_text())
-    if complete:
+    if complete or (variant.train_as and _trained(folder, cfg)):
         export = folder / "export"
     else:
         _check_run_folder(folder, cfg_hash, name)
-        print(f"ablation: training {name} ({spec.variants[name].label}) -> {folder}")
+        print(f"ablation: training {variant.train_as or name} ({variant.label}) -> {folder}")
         export = train(cfg)
-    result = evaluate(str(export), plan.eval.dataset(cfg.data.scale), plan.eval.metrics, folder / "eval",
-                      plan.eval.knobs, seed=spec.seed, rescore=reevaluate == "rescore", resume=reevaluate != "resample")
+    result = evaluate(str(export), plan.dataset(cfg.data.scale), plan.metrics, eval_dir, plan.knobs, seed=seed,
+                      rescore=reevaluate == "rescore", resume=reevaluate != "resample")
     manifest = json.loads((export / "manifest.json").read_text())
-    result = {"name": spec.variants[name].label, **result, "ablation": {
-        "variant": name, "budget": budget, "config_hash": cfg_hash, "eval": asdict(plan.eval),
+    result = {"name": variant.label, **result, "ablation": {
+        "variant": name, "seed": seed, "budget": budget, "config_hash": cfg_hash, "eval": asdict(plan),
         "overrides": spec.variants[name].overrides, "steps": manifest["steps"],
         "train_wall_seconds": manifest["wall_seconds_this_invocation"], "final_metrics": manifest["final_metrics"],
     }}
@@ -111,23 +138,44 @@ def run_ablation(experiment: str | Path, budget: str, out: str | Path, runs: str
         raise ConfigError(f"unknown variant(s) {unknown}; valid: {list(spec.variants)}")
     out, runs = Path(out), Path(runs)
     names = list(only) or list(spec.variants)
-    rows = [run_variant(spec, name, budget, runs, out, name in rerun or "all" in rerun, reevaluate)
-            for name in names]
+    rows = [run_variant(spec, name, budget, runs, out, name in rerun or "all" in rerun, reevaluate, seed)
+            for name in names for seed in seeds_of(spec)]
     write_ablation_tables(spec, budget, out, runs)
     return rows
 
 
 def write_ablation_tables(spec: AblationSpec, budget: str, out: Path, runs: Path) -> None:
-    """Tables of every complete variant in file order (so parallel ``--only`` runs add up); missing ones named."""
+    """Tables of every variant complete under all seeds, in file order (so parallel ``--only`` runs add up); missing
+    ones named. Several seeds: each row is the mean over seeds with their std beside it, plus ``summary.json``."""
     stem = out / table_stem(spec, budget)
-    rows, missing = [], []
+    seeds = seeds_of(spec)
+    rows, missing, summary = [], [], {}
     for name in spec.variants:
-        record_path = stem / f"{name}.json"
-        cfg_hash = config_hash(variant_config(spec, name, budget, runs))
-        if _is_complete(record_path, cfg_hash, spec.budgets[budget]):
-            rows.append(json.loads(record_path.read_text()))
-        else:
-            missing.append(f"{spec.variants[name].label} ({name}): not run yet under this budget")
+        records = []
+        for seed in seeds:
+            record_path = stem / f"{run_name(spec, name, seed)}.json"
+            cfg_hash = config_hash(variant_config(spec, name, budget, runs, seed))
+            if _is_complete(record_path, cfg_hash, variant_eval(spec, name, budget)):
+                records.append(json.loads(record_path.read_text()))
+        if len(records) < len(seeds):
+            missing.append(f"{spec.variants[name].label} ({name}): {len(seeds) - len(records)} of {len(seeds)} "
+                           "seed(s) not run yet under this budget")
+            continue
+        rows.append(records[0] if len(seeds) == 1 else seed_mean(records))
+        summary[name] = {metric: [record["means"][metric] for record in records] for metric in rows[-1]["means"]}
     if rows:
         write_tables(rows, stem, title=f"{spec.name} ({budget} budget)", footer=missing)
+        if len(seeds) > 1:
+            atomic_write_text(stem / "summary.json", json.dumps({"seeds": seeds, "variants": summary}, indent=2))
         print(f"ablation: tables in {stem}.md, .csv, .tex; TensorBoard: tensorboard --logdir {runs / budget}")
+
+
+def seed_mean(records: Sequence[dict]) -> dict:
+    """One table row of a variant's per-seed records: their mean per metric, the std (n - 1) under ``spread``."""
+    metrics = [m for m in records[0]["means"] if all(m in r["means"] for r in records)]
+    values = {m: [r["means"][m] for r in records] for m in metrics}
+    mean = {m: sum(v) / len(v) for m, v in values.items()}
+    spread = {m: (sum((x - mean[m]) ** 2 for x in v) / (len(v) - 1)) ** 0.5 for m, v in values.items()}
+    seeds = [r["record"]["seed"] for r in records]
+    return {**records[0], "means": mean, "spread": spread,
+            "record": {**records[0]["record"], "seed": ",".join(map(str, seeds))}}

@@ -30,6 +30,9 @@ class Variant:
     label: str = ""
     config: str = ""  # a config under configs/ or a path; empty = the experiment's base
     overrides: list[str] = field(default_factory=list)
+    # an inference-knob row: evaluate the model another variant trained (no training of its own) under ``knobs``
+    train_as: str = ""
+    knobs: dict = field(default_factory=dict)  # sampler knobs over the budget's eval knobs, e.g. {w_spa: 0.0}
 
 
 @dataclass
@@ -39,8 +42,16 @@ class AblationSpec:
     name: str = "ablation"
     base: str = "spasemsr.yaml"
     seed: int = 0
+    # several seeds: every variant is trained and evaluated once per seed (runs and records named <variant>_seed<s>),
+    # the tables show mean ± std over seeds and <table>/summary.json every per-seed value
+    seeds: list[int] = field(default_factory=list)
     budgets: dict[str, Budget] = field(default_factory=dict)
     variants: dict[str, Variant] = field(default_factory=dict)
+
+
+def seeds_of(spec: AblationSpec) -> list[int]:
+    """The seeds every variant runs under: ``seeds``, or the single ``seed``."""
+    return list(spec.seeds) or [spec.seed]
 
 
 def load_spec(path: str | Path) -> AblationSpec:
@@ -55,4 +66,8 @@ def load_spec(path: str | Path) -> AblationSpec:
         if not name.isidentifier():
             raise ConfigError(f"{path}: variant name {name!r} must be a plain identifier (it names folders)")
         variant.label = variant.label or name
+        if variant.train_as and (variant.train_as not in spec.variants or spec.variants[variant.train_as].train_as
+                                 or variant.config or variant.overrides):
+            raise ConfigError(f"{path}: variant {name!r}: train_as must name a variant that trains (one of "
+                              f"{[n for n, v in spec.variants.items() if not v.train_as]}), without config/overrides")
     return spec

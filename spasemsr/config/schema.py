@@ -53,7 +53,7 @@ class ProfileConfig:
 class DataConfig:
     """Training/validation images: the bundled set, HR-only folders, or paired HR/LR folders."""
 
-    source: str = "bundled"  # bundled | hr_folder | paired
+    source: str = "bundled"  # bundled | hr_folder | paired | probe (the guidance probe's world, generated)
     train_hr: str = ""  # hr_folder/paired: folder of HR images
     train_lr: str = ""  # paired: folder of matching LR images
     val_hr: str = ""

@@ -38,6 +38,7 @@ class ControlNetSRTask:
     name: str = "controlnet_sr"
     lr: float = 1e-4
     prompt: str = ""  # the fixed text condition; no guidance means the null prompt
+    init_from: str = ""  # an SR export to start from (its ControlNet), e.g. weights/tiny/controlnet_sr; "" = the UNet's
 
 
 @dataclass
@@ -95,6 +96,8 @@ class SpaSemSRTask:
     # restorer (realesrgan_x4plus, realsr_df2k) or the path of a DRM folder (its config.json)
     drm: str = "tiny"
     cond_dropout: float = 0.1  # drop text conditions in training so classifier-free guidance works
+    # an SR export to start from: its ControlNet, and (a SpaSemSR export) its guidance weights where shapes match
+    init_from: str = ""
 
 
 @dataclass

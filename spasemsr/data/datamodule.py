@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from spasemsr.config.choices import DATA_SOURCES
+from spasemsr.data import probe
 from spasemsr.data.datasets import HRFolderDataset, PairedFolderDataset, bundled_dataset
 from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
 from spasemsr.data.images import list_images
@@ -45,6 +46,11 @@ def make_dataset(data: DictConfig, split: str, crop_size: int, train: bool) -> D
     """Build the train or val dataset named by ``data.source``."""
     if data.source == "bundled":
         return bundled_dataset(split, crop_size, data.scale, train, repeat=data.repeat if train else 1)
+    if data.source == "probe":
+        if crop_size != probe.SIZE or data.scale != 4:
+            raise ValueError(f"data.source=probe makes {probe.SIZE}x{probe.SIZE} x4 images: set data.crop_size="
+                             f"{probe.SIZE} and data.scale=4 (got {crop_size}, {data.scale})")
+        return probe.ProbeDataset(data.repeat if train else data.val_images, train)
     hr = _required(data, f"{split}_hr")
     if data.source == "hr_folder":
         return HRFolderDataset(list_images(hr), crop_size, data.scale, train, repeat=data.repeat if train else 1)

@@ -10,6 +10,19 @@ from torch import Tensor
 from spasemsr.diffusion.tiling import Window
 
 
+@dataclass(frozen=True)
+class Known:
+    """What is known about LR images besides their pixels, for backends that read it instead of seeing it.
+
+    ``keys`` name the images (the ``annotations`` and ``probe`` grounders look regions up by them); ``degradation``
+    holds their true degradation parameters (the ``params`` describer captions them). Evaluation passes what its
+    set has (the guidance probe: both, i.e. oracle guidance); a photo given to ``upscale`` has neither.
+    """
+
+    keys: list[str] | None = None
+    degradation: dict[str, Tensor] | None = None
+
+
 @dataclass
 class Conditions:
     """Everything the denoiser reads besides z_t and t. Optional parts are None when their guidance is off."""

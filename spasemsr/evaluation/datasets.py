@@ -3,6 +3,8 @@
 - ``kodak5`` (and ``unseen``, the bundled photos nothing trains or tunes on): the bundled HR images, LR made
   in code by ``lr`` = ``realesrgan`` (the default Real-ESRGAN second-order pipeline, one fixed seed per image
   name) or ``bicubic`` (torch bicubic, antialiased, ÷scale, 8-bit).
+- ``probe``: the guidance probe's world (``spasemsr.data.probe``, issue #19), generated from seeds: no files; its
+  LR comes from the probe's degradation, and each image carries its key and true degradation (``Known``).
 - ``hr_folder:DIR``: any HR-only folder (DIV2K-Val style), degraded the same way.
 - paired folders (``hr_dir`` + ``lr_dir``): files matched by ``pair_key``, LR read as is. Where the HR
   is larger than LR×scale it is cropped to LR×scale from the top-left (BasicSR's modcrop), and the
@@ -23,11 +25,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from spasemsr.data import probe
 from spasemsr.data.datasets import _keyed
 from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
 from spasemsr.data.images import ImageError, image_size, list_images, read_image
 from spasemsr.data.resize import bicubic_down
 from spasemsr.data.samples import SAMPLES, sample_paths
+from spasemsr.diffusion.conditions import Known
 from spasemsr.metrics.color import quantize_8bit
 from spasemsr.training.manifest import file_sha256
 
@@ -40,7 +44,7 @@ class EvalEntry:
     """One image of a set: where its HR is, the (H, W) it is evaluated at, and how its LR is obtained."""
 
     name: str
-    hr_path: Path
+    hr_path: Path | None  # None: generated in code from the name (the probe world)
     hr_sha256: str
     hr_size: tuple[int, int]
     recipe: str
@@ -50,11 +54,12 @@ class EvalEntry:
 
 @dataclass(frozen=True)
 class EvalImage:
-    """A loaded pair: HR (3, H, W) and LR (3, H/scale, W/scale), both in [0, 1]."""
+    """A loaded pair: HR (3, H, W) and LR (3, H/scale, W/scale), both in [0, 1], and what else is known of it."""
 
     name: str
     hr: Tensor
     lr: Tensor
+    known: Known | None = None
 
 
 @dataclass(frozen=True)
@@ -121,13 +126,17 @@ class EvalSet:
         return (self._load(entry) for entry in self.entries)
 
     def _load(self, entry: EvalEntry) -> EvalImage:
+        if entry.hr_path is None:
+            hr = probe.render(probe.seed_of(entry.name))
+            lr, params = RealESRGANDegradation(probe.probe_degradation(), self.scale)(hr[None], _seeded(entry.name))
+            return EvalImage(entry.name, hr, lr[0], Known([entry.name], params))
         height, width = entry.hr_size
         hr = read_image(entry.hr_path)[:, :height, :width]
         if entry.lr_path is not None:
             lr = read_image(entry.lr_path)
         else:
             lr = degraded_lr(hr, entry.name, self.lr, self.scale)
-        return EvalImage(entry.name, hr, lr)
+        return EvalImage(entry.name, hr, lr, Known([entry.name]))
 
 
 def degraded_lr(hr: Tensor, name: str, recipe: str, scale: int = 4) -> Tensor:
@@ -135,8 +144,11 @@ def degraded_lr(hr: Tensor, name: str, recipe: str, scale: int = 4) -> Tensor:
     degradation seeded by the image's name alone."""
     if recipe == "bicubic":
         return quantize_8bit(bicubic_down(hr[None], scale))[0].float()
-    generator = torch.Generator().manual_seed(image_seed(name))
-    return RealESRGANDegradation(DegradationConfig(), scale)(hr[None], generator)[0][0]
+    return RealESRGANDegradation(DegradationConfig(), scale)(hr[None], _seeded(name))[0][0]
+
+
+def _seeded(name: str) -> torch.Generator:
+    return torch.Generator().manual_seed(image_seed(name))
 
 
 def image_seed(name: str) -> int:
@@ -177,6 +189,28 @@ def bundled_set(split: str = "kodak5", lr: str = "realesrgan", scale: int = 4) -
                          "--hr DIR --lr DIR for real pairs")
     names = [sample.name for sample in SAMPLES if sample.split == split]
     return _generated(split, list(zip(names, sample_paths(split), strict=True)), lr, scale)
+
+
+PROBE_IMAGES = 16
+
+
+def probe_set(images: int = PROBE_IMAGES, scale: int = 4) -> EvalSet:
+    """The guidance probe's evaluation images ``probe-<seed>`` (seeds past the validation ones), rendered in code."""
+    if scale != 4:
+        raise ValueError(f"the probe world is x4, not x{scale}")
+    entries = []
+    for index in range(images):
+        name = f"{probe.PREFIX}{probe.VAL_SEED + probe.EVAL_OFFSET + index}"
+        pixels = probe.render(probe.seed_of(name)).numpy().tobytes()
+        recipe = (f"probe world {probe.SIZE}px;lr=configs/degradation/probe.yaml {_probe_fingerprint()}, "
+                  f"seed {image_seed(name)}")
+        entries.append(EvalEntry(name, None, hashlib.sha256(pixels).hexdigest(), (probe.SIZE, probe.SIZE), recipe,
+                                 seed=image_seed(name)))
+    return EvalSet("probe", "probe", scale, tuple(entries))
+
+
+def _probe_fingerprint() -> str:
+    return hashlib.sha256(repr(probe.probe_degradation()).encode()).hexdigest()[:12]
 
 
 def hr_folder_set(folder: str | Path, lr: str = "realesrgan", scale: int = 4) -> EvalSet:
@@ -225,6 +259,8 @@ def load_eval_set(data: str | None = None, hr: str | None = None, lr_dir: str | 
             f"give either a named set ({', '.join(BUNDLED_SETS)} or hr_folder:DIR) or both HR and LR folders; got "
             f"data={data!r}, hr={hr!r}, lr={lr_dir!r}"
         )
+    if data == "probe":
+        return probe_set(scale=scale)
     if data.startswith("hr_folder:"):
         return hr_folder_set(data.removeprefix("hr_folder:"), degrade, scale)
     return bundled_set(data, degrade, scale)

@@ -72,7 +72,7 @@ def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_d
             resumed.append(image.name)
         elif not reuse:
             with torch.no_grad():
-                sr = runner.upscale(lr.to(device))[0].cpu()
+                sr = runner.upscale(lr.to(device), image.known)[0].cpu()
             if sr.shape != image.hr.shape:
                 raise ValueError(f"{method} made a {tuple(sr.shape)} SR of {image.name}, "
                                  f"expected {tuple(image.hr.shape)}")

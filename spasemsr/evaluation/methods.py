@@ -10,13 +10,14 @@ import torch
 from torch import Tensor
 
 from spasemsr.config.knobs import knob_overrides
+from spasemsr.diffusion.conditions import Known
 
 
 @dataclass(frozen=True)
 class Method:
     """An SR method ready to run, and what the record says about it."""
 
-    upscale: Callable[[Tensor], Tensor]
+    upscale: Callable[[Tensor, Known | None], Tensor]  # (LR, what else is known of it) -> SR
     ckpt: str
     config: str | None
     knobs: dict | None
@@ -45,8 +46,8 @@ def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int,
         raise ValueError(f"{export} is a x{pipeline.scale} model, but the evaluation set is x{scale}")
     settings = sampler_settings(pipeline.sampler, **overrides, seed=seed)
 
-    def upscale(lr: Tensor) -> Tensor:  # a fresh generator per image, as `spasemsr upscale` seeds it
-        return pipeline(lr, torch.Generator(device).manual_seed(seed), settings)
+    def upscale(lr: Tensor, known: Known | None = None) -> Tensor:  # a fresh generator per image, as upscale does
+        return pipeline(lr, torch.Generator(device).manual_seed(seed), settings, known)
 
     record = asdict(settings) | ({"drm": drm} if drm is not None else {})
     return Method(upscale, weights_sha256(export), export_config_hash(export), record)
@@ -60,8 +61,12 @@ def _restorer_method(name: str, path: Path | None, scale: int, device: str) -> M
     from spasemsr.training.manifest import file_sha256
 
     restorer = load_restorer(name, path, scale, device)
+
+    def upscale(lr: Tensor, known: Known | None = None) -> Tensor:  # a restorer sees the pixels only
+        return restorer(lr)
+
     if path is None:
-        return Method(restorer, getattr(restorer, "identity", name), None, None)
+        return Method(upscale, getattr(restorer, "identity", name), None, None)
     if path.is_dir():
-        return Method(restorer, weights_sha256(path), export_config_hash(path), None)
-    return Method(restorer, file_sha256(path), None, None)
+        return Method(upscale, weights_sha256(path), export_config_hash(path), None)
+    return Method(upscale, file_sha256(path), None, None)

@@ -2,7 +2,8 @@
 
 A row is a run's ``metrics.json`` dict; its label is ``row["name"]`` if set, else the method it records.
 Columns are the metrics any row scored, in registry order; a run that could not score a metric shows
-``n/a`` (its metrics.json says why). The best value of each column is bold, ties included.
+``n/a`` (its metrics.json says why). The best value of each column is bold, ties included. A row aggregated over
+seeds carries ``spread`` (std per metric), shown as ``mean ± std`` and as ``<metric>_std`` columns in the CSV.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def _cells(rows: Sequence[dict], columns: list[str], bold: str) -> list[list[str
     for row in rows:
         cells = []
         for metric in columns:
-            value = row["means"].get(metric)
-            text = "n/a" if value is None else f"{value:.4g}"
+            value, spread = row["means"].get(metric), row.get("spread", {}).get(metric)
+            text = "n/a" if value is None else f"{value:.4g}" + ("" if spread is None else f" ± {spread:.2g}")
             cells.append(bold.format(text) if value is not None and value == best[metric] else text)
         table.append(cells)
     return table
@@ -113,13 +114,16 @@ def protocol_notes(rows: Sequence[dict]) -> str:
 def write_results_csv(rows: Sequence[dict], path: str | Path) -> None:
     """The same table as CSV (full precision, empty cell for n/a) plus each run's record, atomically."""
     columns = _columns(rows)
+    spread = [m for m in columns if any(m in row.get("spread", {}) for row in rows)]
     with atomic_path(path) as tmp, tmp.open("w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["method", *columns, "dataset", "lr", "dataset_hash", "ckpt", "config", "seed", "knobs"])
+        writer.writerow(["method", *columns, *(f"{m}_std" for m in spread), "dataset", "lr", "dataset_hash", "ckpt",
+                         "config", "seed", "knobs"])
         for row in rows:
             record = row["record"]
             means = [repr(row["means"][m]) if m in row["means"] else "" for m in columns]
-            writer.writerow([_label(row), *means, record["dataset"]["name"], record["dataset"]["lr"],
+            stds = [repr(row["spread"][m]) if m in row.get("spread", {}) else "" for m in spread]
+            writer.writerow([_label(row), *means, *stds, record["dataset"]["name"], record["dataset"]["lr"],
                              record["dataset"]["hash"],
                              record["ckpt"], record["config"] or "", record["seed"], json.dumps(record["knobs"])])
 

@@ -127,7 +127,7 @@ def knob_grid(results: Path, model: str | Path, device: str = "cpu") -> Path:
     model = Path(model)
     pipeline = load_pipeline(model, device=device)
     image = _image(IMAGE)
-    prepared = pipeline.prepare(image.lr[None].to(device))
+    prepared = pipeline.prepare(image.lr[None].to(device), known=image.known)
     base = replace(pipeline.sampler, **knob_overrides(RAW), seed=SEED)
     folder = results / FIGURE_DATA_DIR / "knob_grid"
     samples: dict[tuple[float, float], Tensor] = {}
@@ -169,7 +169,7 @@ def _suite_sr(entry: SuiteMethod, results: Path, image: EvalImage, weights: Path
         if record["ckpt"] == ckpt and record["dataset"]["hash"] == bundled_set("kodak5", "realesrgan").hash:
             return read_image(saved).double(), {"source": str(saved), "ckpt": ckpt, "knobs": record["knobs"]}
     with torch.no_grad():
-        sr = runner.upscale(image.lr[None].to(device))[0].cpu()
+        sr = runner.upscale(image.lr[None].to(device), image.known)[0].cpu()
     return quantize_8bit(sr), {"source": f"sampled by `make figure-data` ({method})", "ckpt": ckpt,
                                "knobs": runner.knobs}
 

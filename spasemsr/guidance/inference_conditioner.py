@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor
 
-from spasemsr.diffusion.conditions import Conditions
+from spasemsr.diffusion.conditions import Conditions, Known
 from spasemsr.guidance.denoiser import SpaSemSRNet
 from spasemsr.guidance.describer import Describer
 from spasemsr.guidance.grounding.base import Grounder
@@ -67,14 +67,16 @@ class SpaSemSRConditioner:
             raise ValueError("sampler.start_image=drm needs a DRM, but this model's model.drm is none")
         return self._restored(lr, tile, overlap).clamp(0, 1)
 
-    def __call__(self, lr: Tensor, tile: int = 0, overlap: int = 0) -> Conditions:
-        """Conditions of ``lr``; ``tile``/``overlap`` (HR pixels, 0 = whole) bound the DRM's memory on big photos."""
+    def __call__(self, lr: Tensor, tile: int = 0, overlap: int = 0, known: Known | None = None) -> Conditions:
+        """Conditions of ``lr``; ``tile``/``overlap`` (HR pixels, 0 = whole) bound the DRM's memory on big photos;
+        ``known`` gives the grounder the images' keys and the describer their true degradation, where known."""
+        known = known or Known()
         groundings = captions = None
         if self.grounder is not None:
-            groundings = self.grounder(self.cleaned(lr, tile, overlap).to(lr.device))
+            groundings = self.grounder(self.cleaned(lr, tile, overlap).to(lr.device), keys=known.keys)
             self._stage("grounder")
         if self.describer is not None:
-            captions = self.describer(lr, None)
+            captions = self.describer(lr, known.degradation)
             self._stage("describer")
         conditions = self.net.conditions(lr, self.scale, groundings, captions)
         self._stage("encoders")

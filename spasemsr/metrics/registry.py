@@ -15,6 +15,7 @@ from typing import Literal
 
 from torch import Tensor
 
+from spasemsr.data import probe
 from spasemsr.metrics import artifacts, fidelity, niqe
 from spasemsr.metrics.availability import MetricUnavailable, WeightFile
 from spasemsr.metrics.pyiqa_backend import pyiqa_score
@@ -94,6 +95,11 @@ _SPECS = (
     MetricSpec("new_dark_dots", "full_ref", True,
                "new_dark_dots: dark_dots of the SR that touch no dark pixel of the HR (drawn by the model)",
                "spasemsr", _with_crop(artifacts.new_dark_dots), min_side=lambda scale: 2 * scale + 1),
+    MetricSpec("texture_acc", "full_ref", False,
+               "texture_acc: fraction of 16x16 cells whose texture class (spasemsr.data.probe.classify_cells: power at "
+               "the probe's texture frequency; flat, horizontal/vertical stripes, checkerboard) in SR matches HR's",
+               "spasemsr", lambda sr, ref, scale: probe.texture_accuracy(sr, ref),
+               min_side=lambda scale: probe.CELL),
     MetricSpec("niqe", "no_ref", True,
                "niqe: pyiqa niqe (Y of YIQ, no crop) with LIVE params from basicsr 1.4.2 (vendored .mat)",
                "pyiqa", _no_ref(niqe.niqe), (WeightFile("vendored", niqe.NIQE_PARAMS.name),), _PYIQA,

@@ -18,7 +18,7 @@ from spasemsr.diffusion.control import ControlledUNet, lr_condition
 from spasemsr.diffusion.latents import encode, epsilon_loss
 from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.models.base import TaskModule
-from spasemsr.models.sr_net import build_sr_net
+from spasemsr.models.sr_net import build_sr_net, initialise_from
 from spasemsr.pipeline import SRPipeline, sampler_settings
 
 
@@ -32,7 +32,10 @@ class ControlNetSRModule(TaskModule):
         """``net`` and the frozen parts are built from the config unless given."""
         super().__init__(config)
         self.backbone = (backbone or load_backbone(self.cfg.profile.backbone_path)).freeze()
-        self.model = net or build_sr_net(self.cfg, self.backbone, text_encoder_for(self.cfg))
+        if net is None:
+            net = build_sr_net(self.cfg, self.backbone, text_encoder_for(self.cfg))
+            initialise_from(net, self.cfg.model.init_from)
+        self.model = net
         self.vae = self.backbone.vae  # registered so it follows the module across devices
 
     def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:

@@ -28,7 +28,7 @@ from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.guidance.visual.constraints import constraint_losses
 from spasemsr.guidance.visual.teachers import Teacher, load_teacher
 from spasemsr.models.base import TaskModule
-from spasemsr.models.sr_net import build_sr_net
+from spasemsr.models.sr_net import build_sr_net, initialise_from
 from spasemsr.pipeline import SRPipeline, sampler_settings
 from spasemsr.weights.exports import load_drm
 
@@ -53,8 +53,11 @@ class SpaSemSRModule(TaskModule):
         if teacher_on and teacher is None:
             teacher = load_teacher(visual.teacher, visual.teacher_path or None)
         self.teacher = teacher if teacher_on else None
-        self.net = net or build_sr_net(self.cfg, self.backbone, text_encoder_for(self.cfg),
-                                       teacher_channels=self.teacher.out_channels if self.teacher is not None else 0)
+        if net is None:
+            net = build_sr_net(self.cfg, self.backbone, text_encoder_for(self.cfg),
+                               teacher_channels=self.teacher.out_channels if self.teacher is not None else 0)
+            initialise_from(net, self.cfg.model.init_from)
+        self.net = net
         self._backends: tuple[torch.device, Any, Any] | None = None
         self._grounding_view: tuple[torch.device, SpaSemSRConditioner] | None = None
 

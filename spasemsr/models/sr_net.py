@@ -51,3 +51,28 @@ def spasemsr_net(cfg: Any, backbone: Backbone, text_encoder: TextEncoder, contro
 
     return SpaSemSRNet(backbone.unet, controlnet, text_encoder, cfg.model, cfg.data.scale,
                        vae_downscale(backbone.vae), teacher_channels)
+
+
+def initialise_from(net: ControlledUNet, export: str) -> None:
+    """Start a training run from an exported SR model (``model.init_from``): its ControlNet (same architecture,
+    strictly), and for SpaSemSR its guidance weights whose names and shapes match; what loaded is printed."""
+    if not export:
+        return
+    from safetensors.torch import load_file
+
+    from spasemsr.weights import local_path
+
+    folder = local_path(export)
+    if not (folder / "controlnet").is_dir():
+        raise FileNotFoundError(f"model.init_from={export}: {folder} has no controlnet/ folder (an SR export has)")
+    trained = ControlNetModel.from_pretrained(folder / "controlnet", local_files_only=True)
+    net.controlnet.load_state_dict(trained.state_dict())
+    loaded, total = 0, 0
+    guidance = folder / "guidance.safetensors"
+    if hasattr(net, "guidance_state"):
+        own = net.guidance_state()
+        state = load_file(guidance) if guidance.is_file() else {}
+        usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        net.load_state_dict(usable, strict=False)
+        loaded, total = len(usable), len(own)
+    print(f"model.init_from={export}: ControlNet loaded" + (f", {loaded} of {total} guidance tensors" if total else ""))

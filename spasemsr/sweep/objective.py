@@ -70,7 +70,8 @@ class SweepObjective:
         self.metrics = [name for name in dict.fromkeys(wanted) if usable(name, dataset.smallest, scale)[0]]
         self.pipeline = load_pipeline(spec.model, device=device)
         self.base = replace(self.pipeline.sampler, **knob_overrides(spec.eval.knobs))
-        self.images = [(image, self.pipeline.prepare(image.lr[None].to(device))) for image in dataset]
+        self.images = [(image, self.pipeline.prepare(image.lr[None].to(device), known=image.known))
+                       for image in dataset]
         self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
 
     def knobs(self, trial: optuna.Trial) -> dict[str, object]:

@@ -3,6 +3,7 @@
 - `annotations`: hand-made boxes looked up by image key, mapped into training crops (`annotations.py`).
 - `auto`: Haar faces + ImageNet MobileNetV2 on a window grid; offline, any photo (`auto.py`).
 - `grounding_dino`, `owlv2`: transformers open-vocabulary detectors from a local folder (`detectors.py`).
+- `probe`: the true regions of a guidance-probe image, from its key (`probe.py`, issue #19).
 - `none`: grounding switched off, every image gets an empty `Grounding`.
 
 Backends are imported only when loaded, so a missing optional dependency breaks only its own name.

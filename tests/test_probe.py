@@ -1,0 +1,126 @@
+"""The guidance probe's world (issue #19): the classifier is right on HR, the LR hides the textures, the probe grounder
+and evaluation set carry the true regions and degradation, and multi-seed ablations tabulate mean ± std."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from spasemsr.data import probe
+from spasemsr.data.degradation import RealESRGANDegradation
+from spasemsr.data.degradation_config import NoiseConfig
+from spasemsr.evaluation.datasets import load_eval_set
+from spasemsr.evaluation.evaluate import evaluate
+from spasemsr.guidance.grounding import load_grounder
+from spasemsr.metrics.registry import compute
+
+SEEDS = [probe.VAL_SEED + i for i in range(48)]
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([probe.render(s) for s in SEEDS]), torch.stack([probe.cell_labels(s) for s in SEEDS])
+
+
+def test_classifier_reads_every_hr_cell_and_survives_noise(world):
+    hr, labels = world
+    assert (probe.classify_cells(hr) == labels).float().mean() >= 0.95
+    noisy = (hr + 0.03 * torch.randn(hr.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert (probe.classify_cells(noisy) == labels).float().mean() >= 0.95
+    counts = torch.bincount(labels.flatten(), minlength=len(probe.CLASSES))
+    assert (counts[1:] > 0.08 * labels.numel()).all()  # every texture is common, not just the flat background
+
+
+def test_classifier_fails_on_the_wrong_texture(world):
+    hr, labels = world
+    flipped = hr.transpose(-2, -1)  # horizontal <-> vertical stripes, regions moved
+    assert (probe.classify_cells(flipped) == labels).float().mean() < 0.8
+
+
+def test_the_degradation_hides_the_textures(world):
+    """The LR of an image and of its copy with each texture replaced by its mean differ by about one grey level."""
+    hr, _ = world
+    flat = hr.clone()
+    for i, seed in enumerate(SEEDS):
+        for region in probe.layout(seed):
+            x0, y0, x1, y1 = region.box
+            flat[i, :, y0:y1, x0:x1] = hr[i, :, y0:y1, x0:x1].mean((-2, -1), keepdim=True)
+    silent = NoiseConfig(gaussian_prob=1.0, sigma_range=(0.0, 0.0))
+    degrade = RealESRGANDegradation(dataclasses.replace(probe.probe_degradation(), noise1=silent, noise2=silent))
+    lr_textured, _ = degrade(hr, torch.Generator().manual_seed(0))
+    lr_flat, _ = degrade(flat, torch.Generator().manual_seed(0))
+    assert (lr_textured - lr_flat).abs().mean() * 255 < 1.5
+    assert (hr - flat).abs().mean() * 255 > 8  # the HRs differ by ~10 levels (textures cover about a third)
+
+
+def test_probe_grounder_gives_true_regions_and_shuffle_breaks_them():
+    key = f"{probe.PREFIX}{SEEDS[3]}"
+    image = probe.render(SEEDS[3])[None]
+    truth = probe.layout(SEEDS[3])
+    grounding = load_grounder("probe")(image, keys=[key])[0]
+    boxes = {tuple((torch.tensor(r.box) / probe.SIZE).tolist()): probe.TEXTURES[r.texture] for r in truth}
+    assert {tuple(b.tolist()): t for t, b in zip(grounding.tags, grounding.boxes, strict=True)} == boxes
+    broken = load_grounder("probe", shuffle=True)(image, keys=[key])[0]
+    assert sorted(broken.tags) == sorted(grounding.tags)
+    assert all(boxes[tuple(b.tolist())] != t for t, b in zip(broken.tags, broken.boxes, strict=True))
+    with pytest.raises(ValueError, match="not a probe image key"):
+        load_grounder("probe")(image, keys=["kodim03"])
+
+
+def test_probe_set_carries_keys_and_true_degradation_and_bicubic_scores_only_flat_cells(tmp_path):
+    dataset = load_eval_set("probe").head(4)
+    images = list(dataset)
+    assert [image.known.keys for image in images] == [[e.name] for e in dataset.entries]
+    assert all(image.lr.shape == (3, probe.SIZE // 4, probe.SIZE // 4) for image in images)
+    noise = [float(image.known.degradation["noise2_level"][0]) for image in images]
+    assert len(set(noise)) == 4 and all(0 <= n <= 20 for n in noise)
+    result = evaluate("bicubic", dataset, ["texture_acc", "psnr_y"], tmp_path)
+    flat_share = sum(float((probe.classify_cells(i.hr[None]) == 0).float().mean()) for i in images) / 4
+    assert result["means"]["texture_acc"] == pytest.approx(flat_share, abs=1e-6)  # bicubic invents no texture
+    assert load_eval_set("probe").hash == load_eval_set("probe").hash != dataset.hash
+
+
+def test_texture_acc_metric_is_registered_higher_better():
+    hr = probe.render(SEEDS[0])[None]
+    assert float(compute("texture_acc", hr, hr=hr, lr=None, scale=4)[0]) == 1.0
+    assert float(compute("texture_acc", hr.transpose(-2, -1), hr=hr, lr=None, scale=4)[0]) < 1.0
+
+
+def test_seed_mean_rows_show_spread_and_summary(tmp_path):
+    from spasemsr.ablation.runner import seed_mean
+    from spasemsr.evaluation.table import write_tables
+
+    record = json.loads(json.dumps({"name": "m", "means": {"psnr_y": 20.0}, "unavailable": {}, "protocol": {
+        "metrics": {"psnr_y": {"variant": "psnr_y: v"}}}, "record": {
+        "method": "m", "ckpt": "c", "config": "h", "knobs": {}, "seed": 0,
+        "dataset": {"name": "probe", "lr": "probe", "hash": "0" * 64}}}))
+    records = [dict(record, means={"psnr_y": v}, record=dict(record["record"], seed=s))
+               for s, v in enumerate((20.0, 21.0, 22.0))]
+    row = seed_mean(records)
+    assert row["means"]["psnr_y"] == pytest.approx(21.0) and row["spread"]["psnr_y"] == pytest.approx(1.0)
+    write_tables([row], tmp_path / "t", "t")
+    assert "| **21 ± 1** |" in (tmp_path / "t.md").read_text() and "psnr_y_std" in (tmp_path / "t.csv").read_text()
+
+
+def test_init_from_starts_a_run_from_an_exported_controlnet(sr_cfg, export_dir):
+    from omegaconf import OmegaConf
+
+    from spasemsr.models.controlnet_sr import ControlNetSRModule
+
+    exported = ControlNetSRModule(sr_cfg).model.controlnet.state_dict()  # what export_dir holds, reloaded below
+    with torch.no_grad():
+        for tensor in exported.values():
+            tensor.add_(1.0)
+    source = ControlNetSRModule(sr_cfg)
+    source.model.controlnet.load_state_dict(exported)
+    source.export(export_dir)
+    cfg = OmegaConf.merge(sr_cfg, {"model": {"init_from": str(export_dir)}})
+    started = ControlNetSRModule(cfg).model.controlnet.state_dict()
+    fresh = ControlNetSRModule(sr_cfg).model.controlnet.state_dict()
+    assert all(torch.equal(started[k], exported[k]) for k in exported)
+    assert not all(torch.equal(fresh[k], exported[k]) for k in exported)
+    with pytest.raises(FileNotFoundError, match="no controlnet/ folder"):
+        ControlNetSRModule(OmegaConf.merge(sr_cfg, {"model": {"init_from": str(export_dir.parent)}}))
