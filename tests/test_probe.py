@@ -124,3 +124,28 @@ def test_init_from_starts_a_run_from_an_exported_controlnet(sr_cfg, export_dir):
     assert not all(torch.equal(fresh[k], exported[k]) for k in exported)
     with pytest.raises(FileNotFoundError, match="no controlnet/ folder"):
         ControlNetSRModule(OmegaConf.merge(sr_cfg, {"model": {"init_from": str(export_dir.parent)}}))
+
+
+@pytest.mark.slow
+def test_probe_smoke_study_runs_every_seed_and_evaluates_knob_rows_on_the_same_models(tmp_path):
+    from spasemsr.ablation.runner import run_ablation
+    from spasemsr.ablation.spec import load_spec
+
+    experiment = probe.DEGRADATION_CONFIG.parents[2] / "experiments" / "probe.yaml"
+    spec = load_spec(experiment)
+    assert {"full", "wo_spatial", "wo_text", "wo_box_encoder", "wo_deg_text", "fusion_sum", "fusion_concat",
+            "baseline", "broken_boxes", "full_w_spa0"} <= set(spec.variants) and spec.seeds == [0, 1, 2]
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    run_ablation(experiment, "smoke", out, runs, only=["full", "full_w_spa0"])
+    summary = json.loads((out / "probe_smoke" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2] and set(summary["variants"]) == {"full", "full_w_spa0"}
+    assert all(len(values) == 3 for row in summary["variants"].values() for values in row.values())
+    for seed in (0, 1, 2):
+        trained = json.loads((out / "probe_smoke" / f"full_seed{seed}.json").read_text())
+        knob_row = json.loads((out / "probe_smoke" / f"full_w_spa0_seed{seed}.json").read_text())
+        assert knob_row["record"]["ckpt"] == trained["record"]["ckpt"]  # evaluated, not retrained
+        assert knob_row["record"]["knobs"]["w_spa"] == 0.0 and trained["record"]["knobs"]["w_spa"] == 1.0
+    assert len({json.loads((out / "probe_smoke" / f"full_seed{s}.json").read_text())["record"]["ckpt"]
+                for s in (0, 1, 2)}) == 3  # three seeds, three models
+    table = (out / "probe_smoke.md").read_text()
+    assert " ± " in table and "not run yet" in table  # the other variants are listed as missing

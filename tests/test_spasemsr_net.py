@@ -337,3 +337,28 @@ def test_a_drm_initialised_start_encodes_the_drm_restoration(prior_dir, minilm):
                                                                                                      start_image="lr")))
     with pytest.raises(ValueError, match="start_image=drm: this model .* has no DRM"):
         plain(lr, torch.Generator().manual_seed(0), drm_start)
+
+
+def test_query_position_codes_each_cell_and_starts_as_a_no_op():
+    from spasemsr.guidance.text.spatial import QueryPosition, cell_boxes
+
+    boxes = cell_boxes(2, 3)
+    assert boxes.shape == (6, 4) and torch.allclose(boxes[4], torch.tensor([1 / 3, 0.5, 2 / 3, 1.0]))
+    position, hidden = QueryPosition(8), torch.randn(2, 6, 8)
+    assert torch.equal(position(hidden, (4, 6)), hidden)  # zero-initialised projection
+    _wake(position)
+    coded = position(hidden, (4, 6)) - hidden
+    assert torch.allclose(coded[0], coded[1]) and not torch.allclose(coded[0, 0], coded[0, 1])  # per cell, not image
+    with pytest.raises(ValueError, match="do not form a grid"):
+        position(torch.randn(1, 7, 8), (4, 6))
+
+
+def test_query_position_makes_the_spatial_attentions_position_aware(prior_dir, minilm):
+    """With it, the queries' own positions reach SpaTextAttn's output; without boxes (tags) there are none."""
+    net, _ = _net(prior_dir, minilm, **{"text.query_position": True})
+    assert len(net.fusion.positions) and len(net.unet_guidance.positions)
+    assert not _net(prior_dir, minilm, **{"text.query_position": True, "text.spatial": "tags"})[0].fusion.positions
+    _wake(net.unet_guidance.spa_text)
+    before = _eps(net)
+    _wake(net.unet_guidance.positions)
+    assert not torch.allclose(_eps(net), before)

@@ -47,6 +47,9 @@ class TextGuidance:
 
     spatial: str = "tags_boxes"  # none | tags | tags_boxes
     box_encoder: str = "sinusoidal"  # sinusoidal | linear (the "w/o box encoder" ablation)
+    # add each query's own position (encoded by box_encoder) to the attentions over e_spa, so queries can match the
+    # boxes (issue #19); off in exports made before it, whose configs lack the key
+    query_position: bool = False
     max_objects: int = 8
     train_grounder: str = "auto"  # the grounder of training (annotations: the bundled set's hand-checked boxes)
     # what it sees: hr (the HR crop) | drm_lr (model.drm applied to the training LR: what inference grounds)

@@ -45,10 +45,12 @@ class SpaSemSRNet(ControlledUNet):
             teacher_channels=teacher_channels if visual.l_sem else 0, scale=scale, vae_factor=vae_factor,
             width=visual.width, depth=visual.depth,
         )
+        # the queries of the attentions over e_spa get position codes only where boxes are encoded (tags_boxes)
+        position = text.box_encoder if text.query_position and text.spatial == "tags_boxes" else None
         self.fusion = ControlNetFusion(controlnet, self.context, task.fusion if text.degradation_text else None,
-                                       self.visual.out_channels)
+                                       self.visual.out_channels, position)
         self.unet_guidance = UNetGuidance(unet, self.context, spa_text=text.spatial != "none",
-                                          sem_img=visual.sem_img_attn)
+                                          sem_img=visual.sem_img_attn, query_position=position)
 
     def latent_hw(self, hr_hw: tuple[int, int]) -> tuple[int, int]:
         """The latent grid of an HR image (the VAE floors)."""
@@ -74,7 +76,7 @@ class SpaSemSRNet(ControlledUNet):
 
     def eps(self, latents: Tensor, timesteps: Tensor, cond: Conditions, knobs: SamplerConfig) -> Tensor:
         with self.context.active(e_spa=cond.e_spa, spa_mask=cond.spa_mask, e_deg=cond.e_deg, c_img=cond.c_img,
-                                 knobs=knobs):
+                                 knobs=knobs, latent_hw=tuple(latents.shape[-2:])):
             return super().eps(latents, timesteps, cond, knobs)
 
     def guidance_state(self) -> dict[str, Tensor]:

@@ -13,6 +13,7 @@ from spasemsr.guidance.fusion.processors import (
     DegradationBranch,
     UNetCrossAttnProcessor,
 )
+from spasemsr.guidance.text.spatial import QueryPosition
 
 
 def _cross_attentions(model: nn.Module) -> list[tuple[str, Attention]]:
@@ -39,16 +40,22 @@ class ControlNetFusion(nn.Module):
     """
 
     def __init__(self, controlnet: ControlNetModel, context: GuidanceContext, fusion: str | None,
-                 c_img_channels: int) -> None:
+                 c_img_channels: int, query_position: str | None = None) -> None:
+        """``query_position`` (a box-encoder kind, or None) adds ``QueryPosition`` to the e_spa attention's queries."""
         super().__init__()
         self.context = context
         text_dim = controlnet.config.cross_attention_dim
         self.branches = nn.ModuleDict()
+        self.positions = nn.ModuleDict()
         for name, attn in _cross_attentions(controlnet):
+            key = name.replace(".", "_")
             branch = DegradationBranch(attn.to_q.in_features, text_dim, fusion) if fusion else None
             if branch is not None:
-                self.branches[name.replace(".", "_")] = branch
-            attn.set_processor(ControlNetCrossAttnProcessor(context, branch))
+                self.branches[key] = branch
+            position = QueryPosition(attn.to_q.in_features, query_position) if query_position else None
+            if position is not None:
+                self.positions[key] = position
+            attn.set_processor(ControlNetCrossAttnProcessor(context, branch, position))
         self.c_img_in = None
         if c_img_channels:
             self.c_img_in = nn.Conv2d(c_img_channels, controlnet.config.block_out_channels[0], 1)
@@ -72,20 +79,26 @@ class ControlNetFusion(nn.Module):
 class UNetGuidance(nn.Module):
     """Trainable SpaTextAttn in every UNet cross-attention block, SemImgAttn in the decoder's."""
 
-    def __init__(self, unet: UNet2DConditionModel, context: GuidanceContext, spa_text: bool, sem_img: bool) -> None:
+    def __init__(self, unet: UNet2DConditionModel, context: GuidanceContext, spa_text: bool, sem_img: bool,
+                 query_position: str | None = None) -> None:
+        """``query_position`` (a box-encoder kind, or None) adds ``QueryPosition`` to SpaTextAttn's queries."""
         super().__init__()
         channels = list(unet.config.block_out_channels)
         text_dim = unet.config.cross_attention_dim
         self.spa_text = nn.ModuleDict()
         self.sem_img = nn.ModuleDict()
+        self.positions = nn.ModuleDict()
         for name, attn in _cross_attentions(unet):
             key, level = name.replace(".", "_"), _level(name, len(channels))
             width = attn.to_q.in_features
             spa = CrossAttention(width, text_dim) if spa_text else None
             sem = CrossAttention(width, channels[level]) if sem_img and name.startswith("up_blocks") else None
+            position = QueryPosition(width, query_position) if spa is not None and query_position else None
             if spa is not None:
                 self.spa_text[key] = spa
             if sem is not None:
                 self.sem_img[key] = sem
+            if position is not None:
+                self.positions[key] = position
             if spa is not None or sem is not None:
-                attn.set_processor(UNetCrossAttnProcessor(context, spa, sem, level))
+                attn.set_processor(UNetCrossAttnProcessor(context, spa, sem, level, position))

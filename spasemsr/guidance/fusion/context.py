@@ -27,6 +27,7 @@ class GuidanceContext:
     e_deg: Tensor | None = None  # (B, L_deg, D) degradation-aware text tokens
     c_img: Tensor | None = None  # (B, C, h, w) visual guidance features at latent resolution
     control_features: dict[int, Tensor] = field(default_factory=dict)  # level -> ControlNet features
+    latent_hw: tuple[int, int] = (1, 1)  # (H, W) of the latent being denoised: the aspect of every attention's grid
     knobs: SamplerConfig = field(default_factory=SamplerConfig)  # the call's knobs (its GUIDANCE_KNOBS apply here)
 
     def weighted(self, knob: str, residual: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import Tensor, nn
 
 from spasemsr.guidance.fusion.context import GuidanceContext
+from spasemsr.guidance.text.spatial import QueryPosition
 from spasemsr.registries import FUSIONS
 
 
@@ -41,9 +42,11 @@ class DegradationBranch(nn.Module):
 class ControlNetCrossAttnProcessor:
     """ControlNet cross-attention: h_spa = attn2(h, e_spa) (its own weights, blended by w_spa), then + w_deg · h_deg."""
 
-    def __init__(self, context: GuidanceContext, branch: DegradationBranch | None) -> None:
+    def __init__(self, context: GuidanceContext, branch: DegradationBranch | None,
+                 position: QueryPosition | None = None) -> None:
         self.context = context
         self.branch = branch
+        self.position = position  # adds each query's position code for the attention over e_spa
         self.base = AttnProcessor2_0()
 
     def __call__(self, attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
@@ -63,7 +66,8 @@ class ControlNetCrossAttnProcessor:
         ctx = self.context
         if ctx.e_spa is None or ctx.off("w_spa"):
             return self.base(attn, hidden, prompt, prompt_mask)
-        spatial = self.base(attn, hidden, ctx.e_spa, additive_mask(ctx.spa_mask, hidden.dtype))
+        query = hidden if self.position is None else self.position(hidden, ctx.latent_hw)
+        spatial = self.base(attn, query, ctx.e_spa, additive_mask(ctx.spa_mask, hidden.dtype))
         if ctx.full("w_spa"):
             return spatial
         plain = self.base(attn, hidden, prompt, prompt_mask)
@@ -74,11 +78,12 @@ class UNetCrossAttnProcessor:
     """Frozen UNet cross-attention + w_spa · SpaTextAttn(h, e_spa) + control_scale · w_sem · SemImgAttn(h, features)."""
 
     def __init__(self, context: GuidanceContext, spa_text: nn.Module | None, sem_img: nn.Module | None,
-                 level: int) -> None:
+                 level: int, position: QueryPosition | None = None) -> None:
         self.context = context
         self.spa_text = spa_text
         self.sem_img = sem_img
         self.level = level
+        self.position = position
         self.base = AttnProcessor2_0()
 
     def __call__(self, attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
@@ -86,7 +91,8 @@ class UNetCrossAttnProcessor:
         ctx = self.context
         out = self.base(attn, hidden_states, encoder_hidden_states, attention_mask)
         if self.spa_text is not None and ctx.e_spa is not None and not ctx.off("w_spa"):
-            out = out + ctx.weighted("w_spa", self.spa_text(hidden_states, ctx.e_spa, ctx.spa_mask))
+            query = hidden_states if self.position is None else self.position(hidden_states, ctx.latent_hw)
+            out = out + ctx.weighted("w_spa", self.spa_text(query, ctx.e_spa, ctx.spa_mask))
         features = ctx.control_features.get(self.level)
         if self.sem_img is not None and features is not None and not ctx.off("w_sem") and not ctx.off("control_scale"):
             # SemImgAttn reads ControlNet features, so it is a ControlNet contribution: control_scale scales it too

@@ -43,6 +43,37 @@ class BoxEncoder(nn.Module):
         return self.project(torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2))
 
 
+def cell_boxes(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
+    """(height * width, 4) normalised xyxy box of every cell of a height x width grid, row-major (as ``flatten(2)``)."""
+    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
+    x0, y0 = xs.flatten() / width, ys.flatten() / height
+    return torch.stack([x0, y0, x0 + 1 / width, y0 + 1 / height], dim=-1)
+
+
+class QueryPosition(nn.Module):
+    """Each query's own cell, encoded as a box (``BoxEncoder``) and added to the queries of a spatial-text attention.
+
+    e_spa's tokens carry their boxes, but an attention's queries are convolutional features that do not know where
+    they are, so "the token whose box holds me" is not something they can match: in the guidance probe (issue #19)
+    boxes handed to the wrong tags trained to the same denoising error as the right ones. Giving the queries the same
+    encoding of their position (as LayoutDiffusion embeds its image patches' positions to fuse layout tokens) makes
+    the match a learnable dot product. The projection starts at zero, so a fresh module changes nothing.
+    """
+
+    def __init__(self, channels: int, kind: str = "sinusoidal") -> None:
+        super().__init__()
+        self.encode = BoxEncoder(channels, kind)
+
+    def forward(self, hidden: Tensor, latent_hw: tuple[int, int]) -> Tensor:
+        """hidden (B, N, C) of an N-position grid whose aspect is the latent's (H, W) → hidden + position codes."""
+        n = hidden.shape[1]
+        height = max(1, round(math.sqrt(n * latent_hw[0] / latent_hw[1])))
+        width = n // height
+        if height * width != n:
+            raise ValueError(f"{n} query positions do not form a grid of the latent's aspect {latent_hw}")
+        return hidden + self.encode(cell_boxes(height, width, hidden.device).to(hidden.dtype))[None]
+
+
 class SpatialText(nn.Module):
     """Builds (e_spa, mask) for a batch of groundings.
 
