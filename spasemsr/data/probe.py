@@ -75,10 +75,14 @@ def layout(seed: int) -> list[Region]:
     return regions
 
 
-def pattern(texture: int, phase: tuple[float, float], size: int = SIZE) -> Tensor:
-    """The zero-mean texture ``texture`` (index into ``TEXTURES``), amplitude 1, over a size x size grid."""
+def pattern(texture: int, size: int = SIZE) -> Tensor:
+    """The zero-mean texture ``texture`` (index into ``TEXTURES``), amplitude 1, over a size x size grid.
+
+    Its phase is fixed to the image grid (boxes lie on the cell grid, so also to the box): the tag and box then
+    determine the texture completely. With a random phase the best prediction of it, tag known or not, is its mean
+    (zero), and denoising could not gain from the tags (what the first probe measured)."""
     coords = torch.arange(size, dtype=torch.float32)
-    ys, xs = torch.meshgrid(coords + phase[1], coords + phase[0], indexing="ij")
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
     wave_x, wave_y = torch.cos(2 * math.pi * xs / PERIOD), torch.cos(2 * math.pi * ys / PERIOD)
     return (wave_y, wave_x, wave_x * wave_y)[texture]
 
@@ -103,8 +107,7 @@ def render(seed: int) -> Tensor:
     for region in regions:
         x0, y0, x1, y1 = region.box
         colour = 0.3 + 0.4 * torch.rand(3, 1, 1, generator=g)
-        phase = tuple((PERIOD * torch.rand(2, generator=g)).tolist())
-        texture = AMPLITUDE * pattern(region.texture, phase)[y0:y1, x0:x1] * envelope(y1 - y0, x1 - x0)
+        texture = AMPLITUDE * pattern(region.texture)[y0:y1, x0:x1] * envelope(y1 - y0, x1 - x0)
         image[:, y0:y1, x0:x1] = colour + texture
     return image.clamp(0, 1)
 

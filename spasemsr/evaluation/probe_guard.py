@@ -3,8 +3,8 @@
 Sampling an image takes a model trained long enough to draw textures; the denoiser's error needs far less. On
 held-out probe images, at a few fixed timesteps and noises, the ε-prediction error inside the textured regions
 is measured in latent space: only the tags + boxes tell the textures apart (the LR hides them), so a model whose
-spatial path works predicts the noise there better than the same model trained with boxes handed to the wrong
-tags (``grounder_options.probe.shuffle``) or without text. The test suite trains both briefly and requires the gap.
+spatial path works predicts the noise there better with the true boxes than with each tag given another region's
+box (``shuffle``), and better than a model trained that way.
 """
 
 from __future__ import annotations
@@ -41,13 +41,23 @@ def _textured(seeds: range) -> Tensor:
 
 
 @torch.no_grad()
-def region_denoising_error(module, images: int = 8) -> dict[str, float]:
+def region_denoising_error(module, images: int = 8, shuffle: bool = False) -> dict[str, float]:
     """Mean squared ε error of a trained SpaSemSR or ControlNet-SR module inside (``textured``) and outside
-    (``flat``) the textured regions, over ``images`` held-out probe images and ``GUARD_TIMESTEPS``."""
+    (``flat``) the textured regions, over ``images`` held-out probe images and ``GUARD_TIMESTEPS``; ``shuffle``
+    gives SpaSemSR each tag another region's box (the probe grounder's ``shuffle``), whatever it was trained with."""
+    from spasemsr.guidance.grounding.probe import ProbeGrounder
     from spasemsr.models.spasemsr import TRAINING_KNOBS, SpaSemSRModule
 
     module.eval()
     batch = probe_batch(images)
+    if isinstance(module, SpaSemSRModule):
+        _, describer = module.text_backends()
+        groundings = ProbeGrounder(shuffle)(batch["hr"], keys=batch["path"])
+        captions = describer(batch["lr"], batch["degradation"]) if describer is not None else None
+        cond = module.net.conditions(batch["lr"], module.cfg.data.scale, groundings, captions)
+    else:
+        cond = module.model.conditions(batch["lr"], module.cfg.data.scale)
+    net = module.net if isinstance(module, SpaSemSRModule) else module.model
     latents = clean_latents(module.vae, batch["hr"])
     mask = F.avg_pool2d(batch["textured"][:, None].float(), probe.SIZE // latents.shape[-1])[:, 0] > 0.5
     generator = torch.Generator().manual_seed(GUARD_SEED)
@@ -57,11 +67,7 @@ def region_denoising_error(module, images: int = 8) -> dict[str, float]:
         noise = torch.randn(latents.shape, generator=generator)
         timesteps = torch.full((images,), step, dtype=torch.long)
         noisy = scheduler.add_noise(latents, noise, timesteps)
-        if isinstance(module, SpaSemSRModule):
-            eps = module.net.eps(noisy, timesteps, module._conditions(batch, None, drop=False), TRAINING_KNOBS)
-        else:
-            cond = module.model.conditions(batch["lr"], module.cfg.data.scale)
-            eps = module.model.eps(noisy, timesteps, cond, TRAINING_KNOBS)
+        eps = net.eps(noisy, timesteps, cond, TRAINING_KNOBS)
         error = (eps - noise).pow(2).mean(1)
         inside.append(error[mask].mean())
         outside.append(error[~mask].mean())
