@@ -197,7 +197,7 @@ def test_directions_and_kinds():
         assert METRICS[name].lower_better == DEFAULT_CONFIGS[name].get("lower_better", False), name
     kinds = {name: spec.kind for name, spec in METRICS.items()}
     assert [n for n, k in kinds.items() if k == "full_ref"] == ["psnr_y", "ssim_y", "psnr_rgb", "ms_ssim",
-                                                                  "new_dark_dots", "lpips", "dists"]
+                                                                  "new_dark_dots", "texture_acc", "lpips", "dists"]
     assert kinds["lr_consistency"] == "lr_ref"
     assert all(spec.variant.startswith(f"{name}: ") for name, spec in METRICS.items())
 

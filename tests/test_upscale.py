@@ -249,7 +249,8 @@ def test_conditioning_reports_its_stages_and_grounds_a_large_photo_at_a_bounded_
     seen, stages = {}, []
     drm, grounder = conditioner.drm, conditioner.grounder
     conditioner.drm = lambda lr: seen.setdefault("drm", []).append(tuple(lr.shape[-2:])) or drm(lr)
-    conditioner.grounder = lambda image: seen.setdefault("grounder", tuple(image.shape[-2:])) and grounder(image)
+    conditioner.grounder = lambda image, keys=None: seen.setdefault("grounder", tuple(image.shape[-2:])) and grounder(
+        image, keys=keys)
     conditioner.on_stage = stages.append
     lr = torch.rand(1, 3, 300, 400, generator=torch.Generator().manual_seed(0))  # x4: 1600 x 1200
     conditioner(lr, tile=512, overlap=64)
