@@ -110,7 +110,8 @@ def test_a_changed_variant_is_not_resumed_from_the_old_run(smoke, tmp_path):
 def test_the_experiment_file_is_validated(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(EXPERIMENT.read_text().replace("  wo_img: {label:", "  wo_img: {lable:"))
-    with pytest.raises(ConfigError, match="lable.*valid keys here: \\['config', 'knobs', 'label', 'overrides', 'train_as'\\]"):
+    valid = "\\['config', 'knobs', 'label', 'overrides', 'train_as'\\]"
+    with pytest.raises(ConfigError, match=f"lable.*valid keys here: {valid}"):
         load_spec(bad)
     with pytest.raises(ConfigError, match="unknown budget 'huge'; valid: \\['full', 'smoke'\\]"):
         run_ablation(EXPERIMENT, "huge", tmp_path, tmp_path)
