@@ -81,6 +81,8 @@ def test_probe_set_carries_keys_and_true_degradation_and_bicubic_scores_only_fla
     flat_share = sum(float((probe.classify_cells(i.hr[None]) == 0).float().mean()) for i in images) / 4
     assert result["means"]["texture_acc"] == pytest.approx(flat_share, abs=1e-6)  # bicubic invents no texture
     assert load_eval_set("probe").hash == load_eval_set("probe").hash != dataset.hash
+    with pytest.raises(ValueError, match="needs HR files"):  # the world's images are whole, generated
+        load_eval_set("probe").head(crop=64)
 
 
 def test_texture_acc_metric_is_registered_higher_better():

@@ -97,8 +97,9 @@ class EvalSet:
         """
         entries = self.entries[:images] if images else self.entries
         if crop:
-            if crop % self.scale or any(e.lr_path is not None for e in entries):
-                raise ValueError(f"{self.name}: crop={crop} needs LRs made in code and a multiple of x{self.scale}")
+            if crop % self.scale or any(e.lr_path is not None or e.hr_path is None for e in entries):
+                raise ValueError(f"{self.name}: crop={crop} needs HR files, LRs made in code and a multiple of "
+                                 f"x{self.scale}")
             entries = tuple(replace(e, hr_size=(min(e.hr_size[0], crop), min(e.hr_size[1], crop)),
                                     recipe=f"{e.recipe};cut top-left to {crop}") for e in entries)
         return replace(self, entries=tuple(entries))
