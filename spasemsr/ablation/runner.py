@@ -120,7 +120,7 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
     manifest = json.loads((export / "manifest.json").read_text())
     result = {"name": variant.label, **result, "ablation": {
         "variant": name, "seed": seed, "budget": budget, "config_hash": cfg_hash, "eval": asdict(plan),
-        "overrides": spec.variants[name].overrides, "steps": manifest["steps"],
+        "overrides": variant.overrides, "steps": manifest["steps"],
         "train_wall_seconds": manifest["wall_seconds_this_invocation"], "final_metrics": manifest["final_metrics"],
     }}
     atomic_write_text(record_path, json.dumps(result, indent=2))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -44,8 +45,10 @@ EVAL_OFFSET = 10**6  # evaluation images (the ``probe`` set) are VAL_SEED + EVAL
 DEGRADATION_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "degradation" / "probe.yaml"
 
 
+@cache
 def probe_degradation() -> DegradationConfig:
-    """The probe's degradation (``configs/degradation/probe.yaml``, also what ``degradation: probe`` selects)."""
+    """The probe's degradation (``configs/degradation/probe.yaml``, also what ``degradation: probe`` selects), read
+    once per process (frozen)."""
     merged = OmegaConf.merge(OmegaConf.structured(DegradationConfig), OmegaConf.load(DEGRADATION_CONFIG))
     return OmegaConf.to_object(merged)
 
@@ -179,5 +182,5 @@ class ProbeDataset(Dataset):
         if isinstance(key, tuple):
             seed = int(key[1]) % VAL_SEED
         else:
-            seed = (int(key) if self.train else VAL_SEED + int(key))
+            seed = int(key) if self.train else VAL_SEED + int(key)
         return {"hr": render(seed), "caption": "", "path": f"{PREFIX}{seed}", "view": identity_view()}

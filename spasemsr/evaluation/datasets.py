@@ -199,19 +199,14 @@ def probe_set(images: int = PROBE_IMAGES, scale: int = 4) -> EvalSet:
     """The guidance probe's evaluation images ``probe-<seed>`` (seeds past the validation ones), rendered in code."""
     if scale != 4:
         raise ValueError(f"the probe world is x4, not x{scale}")
-    entries = []
+    entries, fingerprint = [], hashlib.sha256(repr(probe.probe_degradation()).encode()).hexdigest()[:12]
     for index in range(images):
         name = f"{probe.PREFIX}{probe.VAL_SEED + probe.EVAL_OFFSET + index}"
         pixels = probe.render(probe.seed_of(name)).numpy().tobytes()
-        recipe = (f"probe world {probe.SIZE}px;lr=configs/degradation/probe.yaml {_probe_fingerprint()}, "
-                  f"seed {image_seed(name)}")
+        recipe = f"probe world {probe.SIZE}px;lr=configs/degradation/probe.yaml {fingerprint}, seed {image_seed(name)}"
         entries.append(EvalEntry(name, None, hashlib.sha256(pixels).hexdigest(), (probe.SIZE, probe.SIZE), recipe,
                                  seed=image_seed(name)))
     return EvalSet("probe", "probe", scale, tuple(entries))
-
-
-def _probe_fingerprint() -> str:
-    return hashlib.sha256(repr(probe.probe_degradation()).encode()).hexdigest()[:12]
 
 
 def hr_folder_set(folder: str | Path, lr: str = "realesrgan", scale: int = 4) -> EvalSet:

@@ -10,8 +10,6 @@ box (``shuffle``), and better than a model trained that way.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from spasemsr.data import probe
 from spasemsr.data.degradation import RealESRGANDegradation
@@ -27,17 +25,8 @@ def probe_batch(images: int, first_seed: int = probe.VAL_SEED) -> dict:
     hr = torch.stack([probe.render(seed) for seed in seeds])
     lr, params = RealESRGANDegradation(probe.probe_degradation())(hr, torch.Generator().manual_seed(GUARD_SEED))
     return {"hr": hr, "lr": lr, "degradation": params, "path": [f"{probe.PREFIX}{s}" for s in seeds],
-            "view": torch.stack([probe.identity_view()] * images), "textured": _textured(seeds)}
-
-
-def _textured(seeds: range) -> Tensor:
-    """(B, SIZE, SIZE) bool: the pixels inside a textured region."""
-    masks = torch.zeros(len(seeds), probe.SIZE, probe.SIZE, dtype=torch.bool)
-    for i, seed in enumerate(seeds):
-        for region in probe.layout(seed):
-            x0, y0, x1, y1 = region.box
-            masks[i, y0:y1, x0:x1] = True
-    return masks
+            "view": torch.stack([probe.identity_view()] * images),
+            "textured": torch.stack([probe.cell_labels(seed) > 0 for seed in seeds])}  # (B, cells, cells)
 
 
 @torch.no_grad()
@@ -51,15 +40,16 @@ def region_denoising_error(module, images: int = 8, shuffle: bool = False) -> di
     module.eval()
     batch = probe_batch(images)
     if isinstance(module, SpaSemSRModule):
-        _, describer = module.text_backends()
+        net, (_, describer) = module.net, module.text_backends()
         groundings = ProbeGrounder(shuffle)(batch["hr"], keys=batch["path"])
         captions = describer(batch["lr"], batch["degradation"]) if describer is not None else None
-        cond = module.net.conditions(batch["lr"], module.cfg.data.scale, groundings, captions)
+        cond = net.conditions(batch["lr"], module.cfg.data.scale, groundings, captions)
     else:
-        cond = module.model.conditions(batch["lr"], module.cfg.data.scale)
-    net = module.net if isinstance(module, SpaSemSRModule) else module.model
+        net = module.model
+        cond = net.conditions(batch["lr"], module.cfg.data.scale)
     latents = clean_latents(module.vae, batch["hr"])
-    mask = F.avg_pool2d(batch["textured"][:, None].float(), probe.SIZE // latents.shape[-1])[:, 0] > 0.5
+    per_cell = latents.shape[-1] // batch["textured"].shape[-1]  # latent pixels per cell side
+    mask = batch["textured"].repeat_interleave(per_cell, 1).repeat_interleave(per_cell, 2)
     generator = torch.Generator().manual_seed(GUARD_SEED)
     scheduler = module.backbone.train_scheduler
     inside, outside = [], []
