@@ -362,3 +362,49 @@ def test_query_position_makes_the_spatial_attentions_position_aware(prior_dir, m
     before = _eps(net)
     _wake(net.unet_guidance.positions)
     assert not torch.allclose(_eps(net), before)
+
+
+def test_box_keep_mask_gives_each_query_only_the_tags_whose_box_holds_it():
+    from spasemsr.guidance.text.spatial import WHOLE, box_keep_mask
+
+    # tokens: null prompt (whole image), a tag on the left half, a padding slot
+    boxes = torch.tensor([[WHOLE, (0.0, 0.0, 0.5, 1.0), (0.0, 0.0, 0.0, 0.0)]])
+    keep = torch.tensor([[True, True, False]])
+    mask = box_keep_mask(boxes, keep, 4, (2, 2))[0]  # a 2x2 query grid, row-major
+    assert mask.tolist() == [[True, True, False], [True, False, False], [True, True, False], [True, False, False]]
+    # a tile covering the image's right half: none of its queries lies in the left-half box
+    assert not box_keep_mask(boxes, keep, 4, (2, 2), view=(0.5, 0.0, 1.0, 1.0))[0, :, 1].any()
+
+
+def test_a_tiles_queries_get_the_positions_of_their_cells_in_the_whole_image():
+    """Tiled sampling: a tile's cells are placed by the conditions' view, so their position codes (and box masks)
+    are those of the same cells in the untiled image (they were the tile's own grid, 0..1, before)."""
+    from spasemsr.diffusion.conditions import Conditions
+    from spasemsr.diffusion.tiling import Window
+    from spasemsr.guidance.text.spatial import QueryPosition
+
+    cond = Conditions(pixel=torch.zeros(1, 3, 32, 48), text=torch.zeros(1, 1, 4))
+    tile = cond.crop(Window(top=4, left=6, height=4, width=6), 4)  # latent 8x12; the bottom-right quarter
+    assert tile.view == (0.5, 0.5, 1.0, 1.0)
+    assert tile.crop(Window(top=0, left=0, height=2, width=3), 4).view == (0.5, 0.5, 0.75, 0.75)
+    position = QueryPosition(8)
+    _wake(position)
+    hidden = torch.zeros(1, 8 * 12, 8)
+    whole = position(hidden, (8, 12)).view(8, 12, 8)
+    torch.testing.assert_close(position(torch.zeros(1, 24, 8), (4, 6), tile.view).view(4, 6, 8), whole[4:, 6:])
+    with pytest.raises(ValueError, match="different views"):
+        cond.cat(tile)
+
+
+def test_box_mask_routes_tags_by_their_boxes_before_any_box_encoding_is_learned(prior_dir, minilm):
+    """A fresh box encoder adds nothing to the tag tokens, so moving a box changes nothing, unless box_mask
+    confines each tag to its box: then where the box is decides which queries read the tag. Without boxes
+    (spatial=tags) there is nothing to confine to."""
+    moved = [Grounding(["cat", "sofa"], torch.tensor([[0.5, 0.0, 1.0, 0.5], [0.0, 0.0, 0.5, 0.5]]),
+                       torch.tensor([0.9, 0.6])), GROUNDINGS[1]]
+    for changes, moves in (({}, False), ({"text.box_mask": True}, True),
+                           ({"text.box_mask": True, "text.spatial": "tags"}, False)):
+        net, _ = _net(prior_dir, minilm, **changes)
+        _wake(net.unet_guidance.spa_text)
+        _wake(net.fusion.branches)
+        assert (not torch.allclose(_eps(net, groundings=moved), _eps(net))) == moves, changes

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from spasemsr.diffusion.tiling import Window
+from spasemsr.guidance.text.spatial import WHOLE
 
 
 @dataclass(frozen=True)
@@ -31,31 +32,42 @@ class Conditions:
     text: Tensor  # (B, L, D) the frozen UNet's own text condition (the null prompt)
     e_spa: Tensor | None = None  # (B, L_spa, D) spatial-aware text tokens
     spa_mask: Tensor | None = None  # (B, L_spa) bool
+    spa_boxes: Tensor | None = None  # (B, L_spa, 4) normalised xyxy box of each e_spa token (null tokens: whole image)
     e_deg: Tensor | None = None  # (B, L_deg, D) degradation-aware text tokens
     c_img: Tensor | None = None  # (B, C, h, w) visual guidance features
+    view: tuple[float, float, float, float] = WHOLE  # the part of the image (normalised xyxy) these conditions cover
 
     def unconditional(self, null: Tensor) -> Conditions:
         """The same request with its text conditions replaced by the null prompt (for classifier-free guidance)."""
         b = self.pixel.shape[0]
         spa = None if self.e_spa is None else null.expand(b, -1, -1)
         mask = None if spa is None else torch.ones(spa.shape[:2], dtype=torch.bool, device=spa.device)
+        boxes = None if spa is None else spa.new_tensor(WHOLE).expand(*spa.shape[:2], 4)
         deg = None if self.e_deg is None else null.expand(b, -1, -1)
-        return replace(self, e_spa=spa, spa_mask=mask, e_deg=deg)
+        return replace(self, e_spa=spa, spa_mask=mask, spa_boxes=boxes, e_deg=deg)
 
     def crop(self, window: Window, factor: int) -> Conditions:
-        """The conditions of one latent tile: pixel condition and c_img cut to it, text (global) unchanged."""
+        """The conditions of one latent tile: pixel condition and c_img cut to it, text (global) unchanged, and the
+        view narrowed to the tile (spatial-text queries place themselves in the image by it)."""
         rows, cols = window.scaled(factor)
         c_img = None if self.c_img is None else self.c_img[(..., *window.scaled(1))]
-        return replace(self, pixel=self.pixel[..., rows, cols], c_img=c_img)
+        height, width = self.pixel.shape[2] / factor, self.pixel.shape[3] / factor
+        x0, y0, x1, y1 = self.view
+        sx, sy = (x1 - x0) / width, (y1 - y0) / height
+        view = (x0 + window.left * sx, y0 + window.top * sy, x0 + (window.left + window.width) * sx,
+                y0 + (window.top + window.height) * sy)
+        return replace(self, pixel=self.pixel[..., rows, cols], c_img=c_img, view=view)
 
     def cat(self, other: Conditions) -> Conditions:
         """Batch-concatenate two requests (token lengths padded with masked entries where they differ)."""
+        if self.view != other.view:
+            raise ValueError(f"cannot batch conditions of different views {self.view} and {other.view}")
         merged = {}
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            if a is None:
-                merged[f.name] = None
-            elif f.name in ("e_spa", "spa_mask") and a.shape[1] != b.shape[1]:
+            if a is None or f.name == "view":
+                merged[f.name] = a
+            elif f.name in ("e_spa", "spa_mask", "spa_boxes") and a.shape[1] != b.shape[1]:
                 width = max(a.shape[1], b.shape[1])
                 merged[f.name] = torch.cat([_pad_tokens(a, width), _pad_tokens(b, width)])
             else:

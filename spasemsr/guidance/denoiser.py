@@ -45,12 +45,14 @@ class SpaSemSRNet(ControlledUNet):
             teacher_channels=teacher_channels if visual.l_sem else 0, scale=scale, vae_factor=vae_factor,
             width=visual.width, depth=visual.depth,
         )
-        # the queries of the attentions over e_spa get position codes only where boxes are encoded (tags_boxes)
-        position = text.box_encoder if text.query_position and text.spatial == "tags_boxes" else None
+        # the attentions over e_spa place their queries (position codes, box masks) only where boxes count (tags_boxes)
+        boxed = text.spatial == "tags_boxes"
+        position = text.box_encoder if text.query_position and boxed else None
+        box_mask = text.box_mask and boxed
         self.fusion = ControlNetFusion(controlnet, self.context, task.fusion if text.degradation_text else None,
-                                       self.visual.out_channels, position)
+                                       self.visual.out_channels, position, box_mask)
         self.unet_guidance = UNetGuidance(unet, self.context, spa_text=text.spatial != "none",
-                                          sem_img=visual.sem_img_attn, query_position=position)
+                                          sem_img=visual.sem_img_attn, query_position=position, box_mask=box_mask)
 
     def latent_hw(self, hr_hw: tuple[int, int]) -> tuple[int, int]:
         """The latent grid of an HR image (the VAE floors)."""
@@ -66,7 +68,8 @@ class SpaSemSRNet(ControlledUNet):
         cond = super().conditions(lr, scale)
         b = lr.shape[0]
         if self.spatial.mode != "none":
-            cond.e_spa, cond.spa_mask = self.spatial(groundings or [Grounding.empty()] * b, self.prompt_embedding)
+            groundings = groundings or [Grounding.empty()] * b
+            cond.e_spa, cond.spa_mask, cond.spa_boxes = self.spatial(groundings, self.prompt_embedding)
         if self.degradation_text:
             cond.e_deg = self.text_encoder(captions if captions is not None else [""] * b)
         if self.visual.enabled:
@@ -75,8 +78,8 @@ class SpaSemSRNet(ControlledUNet):
         return cond
 
     def eps(self, latents: Tensor, timesteps: Tensor, cond: Conditions, knobs: SamplerConfig) -> Tensor:
-        with self.context.active(e_spa=cond.e_spa, spa_mask=cond.spa_mask, e_deg=cond.e_deg, c_img=cond.c_img,
-                                 knobs=knobs, latent_hw=tuple(latents.shape[-2:])):
+        with self.context.active(e_spa=cond.e_spa, spa_mask=cond.spa_mask, spa_boxes=cond.spa_boxes, e_deg=cond.e_deg,
+                                 c_img=cond.c_img, knobs=knobs, latent_hw=tuple(latents.shape[-2:]), view=cond.view):
             return super().eps(latents, timesteps, cond, knobs)
 
     def guidance_state(self) -> dict[str, Tensor]:

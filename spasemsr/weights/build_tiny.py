@@ -18,34 +18,45 @@ from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.training.run import train
 from spasemsr.weights.table import TINY, WEIGHTS
 
+COSINE = ["trainer.lr_schedule=cosine", "trainer.warmup_steps=200"]
 # stage -> (config file, step budget, overrides given the shipped folder)
 STAGES: dict[str, tuple[str, int, list[str]]] = {
     "vae": ("tiny_vae.yaml", 10000, []),
     "prior": ("tiny_prior.yaml", 20000, [f"model.vae_path={WEIGHTS['tiny_vae'].default}"]),
     "drm": ("tiny_drm.yaml", 800, []),
     "estimator": ("tiny_estimator.yaml", 3000, []),
-    "controlnet_sr": ("controlnet_sr.yaml", 600, [f"profile.backbone_path={WEIGHTS['tiny_prior'].default}"]),
-    "spasemsr": ("spasemsr.yaml", 600, [
+    # issue #18: 10x the 600 steps of the first shipped ControlNets, cosine-decayed like the prior
+    "controlnet_sr": ("controlnet_sr.yaml", 6000, [
+        f"profile.backbone_path={WEIGHTS['tiny_prior'].default}", *COSINE,
+    ]),
+    "spasemsr": ("spasemsr.yaml", 6000, [
         f"profile.backbone_path={WEIGHTS['tiny_prior'].default}", "model.drm=tiny",
-        f"model.text.describer_options.estimator.path={WEIGHTS['tiny_estimator'].default}",
+        f"model.text.describer_options.estimator.path={WEIGHTS['tiny_estimator'].default}", *COSINE,
     ]),
 }
 
 
-def ship_stage(stage: str, root: Path, steps: int | None = None) -> dict:
-    """Train (or resume) one stage and copy its export into the shipped folder; returns its manifest."""
+def ship_stage(stage: str, root: Path, steps: int | None = None, extra: tuple[str, ...] = (),
+               run_name: str | None = None) -> dict:
+    """Train (or resume) one stage and copy its export into the shipped folder; returns its manifest.
+
+    ``extra`` overrides with a ``run_name`` train a candidate (e.g. another ``train_grounding``) beside the
+    shipped run; its export lands in ``weights/tiny/<run_name>/`` so candidates can be compared before one
+    is copied to the stage's own folder.
+    """
     config, budget, overrides = STAGES[stage]
+    name = run_name or stage
     cfg = load_config(CONFIGS_ROOT / config, [
-        f"run.root={root}", f"run.name={stage}", f"trainer.max_steps={steps or budget}", *overrides,
+        f"run.root={root}", f"run.name={name}", f"trainer.max_steps={steps or budget}", *overrides, *extra,
     ])
     started = time.perf_counter()
     export = train(cfg)
-    target = TINY / stage
+    target = TINY / name
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(export, target)
     manifest = json.loads((target / "manifest.json").read_text())
-    print(f"shipped {stage} -> {target} ({time.perf_counter() - started:.0f} s)")
+    print(f"shipped {name} -> {target} ({time.perf_counter() - started:.0f} s)")
     return manifest
 
 
@@ -54,11 +65,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {list(STAGES)}")
     parser.add_argument("--root", default="runs/ship")
+    parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for a candidate run (needs --run-name)")
+    parser.add_argument("--run-name", help="run and weights folder name of a candidate (one stage only)")
     args = parser.parse_args(argv)
-    for stage in args.stages.split(","):
+    stages = args.stages.split(",")
+    if (args.extra or args.run_name) and (len(stages) != 1 or not args.run_name):
+        raise SystemExit("--set needs --run-name, and a candidate run trains exactly one stage")
+    for stage in stages:
         if stage not in STAGES:
             raise SystemExit(f"unknown stage {stage!r}; valid: {list(STAGES)}")
-        ship_stage(stage, Path(args.root))
+        ship_stage(stage, Path(args.root), extra=tuple(args.extra), run_name=args.run_name)
 
 
 if __name__ == "__main__":

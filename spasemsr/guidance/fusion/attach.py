@@ -40,8 +40,9 @@ class ControlNetFusion(nn.Module):
     """
 
     def __init__(self, controlnet: ControlNetModel, context: GuidanceContext, fusion: str | None,
-                 c_img_channels: int, query_position: str | None = None) -> None:
-        """``query_position`` (a box-encoder kind, or None) adds ``QueryPosition`` to the e_spa attention's queries."""
+                 c_img_channels: int, query_position: str | None = None, box_mask: bool = False) -> None:
+        """``query_position`` (a box-encoder kind, or None) adds ``QueryPosition`` to the e_spa attention's queries;
+        ``box_mask`` restricts each query to the e_spa tokens whose box holds it."""
         super().__init__()
         self.context = context
         text_dim = controlnet.config.cross_attention_dim
@@ -55,7 +56,7 @@ class ControlNetFusion(nn.Module):
             position = QueryPosition(attn.to_q.in_features, query_position) if query_position else None
             if position is not None:
                 self.positions[key] = position
-            attn.set_processor(ControlNetCrossAttnProcessor(context, branch, position))
+            attn.set_processor(ControlNetCrossAttnProcessor(context, branch, position, box_mask))
         self.c_img_in = None
         if c_img_channels:
             self.c_img_in = nn.Conv2d(c_img_channels, controlnet.config.block_out_channels[0], 1)
@@ -80,8 +81,9 @@ class UNetGuidance(nn.Module):
     """Trainable SpaTextAttn in every UNet cross-attention block, SemImgAttn in the decoder's."""
 
     def __init__(self, unet: UNet2DConditionModel, context: GuidanceContext, spa_text: bool, sem_img: bool,
-                 query_position: str | None = None) -> None:
-        """``query_position`` (a box-encoder kind, or None) adds ``QueryPosition`` to SpaTextAttn's queries."""
+                 query_position: str | None = None, box_mask: bool = False) -> None:
+        """``query_position`` (a box-encoder kind, or None) adds ``QueryPosition`` to SpaTextAttn's queries;
+        ``box_mask`` restricts each query to the e_spa tokens whose box holds it."""
         super().__init__()
         channels = list(unet.config.block_out_channels)
         text_dim = unet.config.cross_attention_dim
@@ -101,4 +103,4 @@ class UNetGuidance(nn.Module):
             if position is not None:
                 self.positions[key] = position
             if spa is not None or sem is not None:
-                attn.set_processor(UNetCrossAttnProcessor(context, spa, sem, level, position))
+                attn.set_processor(UNetCrossAttnProcessor(context, spa, sem, level, position, box_mask))

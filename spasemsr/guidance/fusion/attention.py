@@ -24,12 +24,13 @@ class CrossAttention(nn.Module):
             nn.init.zeros_(self.to_out.bias)
 
     def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
-        """x (B, N, query_dim), context (B, M, context_dim), mask (B, M) bool True=attend → (B, N, query_dim)."""
+        """x (B, N, query_dim), context (B, M, context_dim), mask (B, M) or per-query (B, N, M) bool True=attend
+        → (B, N, query_dim)."""
         b, n, c = x.shape
         context = self.norm_context(context)
         q = self.to_q(x).view(b, n, self.heads, -1).transpose(1, 2)
         k = self.to_k(context).view(b, context.shape[1], self.heads, -1).transpose(1, 2)
         v = self.to_v(context).view(b, context.shape[1], self.heads, -1).transpose(1, 2)
-        bias = None if mask is None else mask[:, None, None, :]
+        bias = None if mask is None else (mask[:, None, None, :] if mask.dim() == 2 else mask[:, None])
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.to_out(out.transpose(1, 2).reshape(b, n, c))

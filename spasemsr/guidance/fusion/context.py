@@ -16,6 +16,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from spasemsr.config.knobs import SamplerConfig
+from spasemsr.guidance.text.spatial import WHOLE, box_keep_mask
 
 
 @dataclass
@@ -24,10 +25,12 @@ class GuidanceContext:
 
     e_spa: Tensor | None = None  # (B, L_spa, D) spatial-aware text tokens
     spa_mask: Tensor | None = None  # (B, L_spa) bool, True = attend
+    spa_boxes: Tensor | None = None  # (B, L_spa, 4) normalised xyxy box of each e_spa token
     e_deg: Tensor | None = None  # (B, L_deg, D) degradation-aware text tokens
     c_img: Tensor | None = None  # (B, C, h, w) visual guidance features at latent resolution
     control_features: dict[int, Tensor] = field(default_factory=dict)  # level -> ControlNet features
     latent_hw: tuple[int, int] = (1, 1)  # (H, W) of the latent being denoised: the aspect of every attention's grid
+    view: tuple[float, float, float, float] = WHOLE  # the part of the image (normalised xyxy) that latent covers
     knobs: SamplerConfig = field(default_factory=SamplerConfig)  # the call's knobs (its GUIDANCE_KNOBS apply here)
 
     def weighted(self, knob: str, residual: Tensor) -> Tensor:
@@ -42,6 +45,13 @@ class GuidanceContext:
         """Whether ``knob`` is 1 (a blend it weighs is its module's output alone, the other side not computed)."""
         return getattr(self.knobs, knob) == 1
 
+    def spatial_keep(self, queries: int, boxed: bool) -> Tensor | None:
+        """The e_spa keep-mask of an attention with ``queries`` positions: (B, L_spa), or with ``boxed`` (B, queries,
+        L_spa), where each query keeps only the tokens whose box holds it (``box_keep_mask``)."""
+        if not boxed or self.spa_mask is None or self.spa_boxes is None:
+            return self.spa_mask
+        return box_keep_mask(self.spa_boxes, self.spa_mask, queries, self.latent_hw, self.view)
+
     @contextmanager
     def active(self, **values: object) -> Iterator[GuidanceContext]:
         """Set fields for the duration of one forward, then clear tensors so nothing stale leaks."""
@@ -52,7 +62,7 @@ class GuidanceContext:
         try:
             yield self
         finally:
-            self.e_spa = self.spa_mask = self.e_deg = self.c_img = None
+            self.e_spa = self.spa_mask = self.spa_boxes = self.e_deg = self.c_img = None
             self.control_features = {}
 
     def snapshot(self) -> dict[str, Any]:

@@ -17,10 +17,11 @@ from spasemsr.registries import FUSIONS
 
 
 def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-    """(B, M) bool keep-mask → diffusers' additive (B, 1, M) bias."""
+    """(B, M) or per-query (B, N, M) bool keep-mask → diffusers' additive (B, 1 or N, M) bias."""
     if mask is None:
         return None
-    return ((~mask).to(dtype) * torch.finfo(dtype).min)[:, None, :]
+    bias = (~mask).to(dtype) * torch.finfo(dtype).min
+    return bias[:, None, :] if mask.dim() == 2 else bias
 
 
 class DegradationBranch(nn.Module):
@@ -43,10 +44,11 @@ class ControlNetCrossAttnProcessor:
     """ControlNet cross-attention: h_spa = attn2(h, e_spa) (its own weights, blended by w_spa), then + w_deg · h_deg."""
 
     def __init__(self, context: GuidanceContext, branch: DegradationBranch | None,
-                 position: QueryPosition | None = None) -> None:
+                 position: QueryPosition | None = None, box_mask: bool = False) -> None:
         self.context = context
         self.branch = branch
         self.position = position  # adds each query's position code for the attention over e_spa
+        self.box_mask = box_mask  # each query attends only to the e_spa tokens whose box holds it
         self.base = AttnProcessor2_0()
 
     def __call__(self, attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
@@ -66,8 +68,9 @@ class ControlNetCrossAttnProcessor:
         ctx = self.context
         if ctx.e_spa is None or ctx.off("w_spa"):
             return self.base(attn, hidden, prompt, prompt_mask)
-        query = hidden if self.position is None else self.position(hidden, ctx.latent_hw)
-        spatial = self.base(attn, query, ctx.e_spa, additive_mask(ctx.spa_mask, hidden.dtype))
+        query = hidden if self.position is None else self.position(hidden, ctx.latent_hw, ctx.view)
+        keep = ctx.spatial_keep(hidden.shape[1], self.box_mask)
+        spatial = self.base(attn, query, ctx.e_spa, additive_mask(keep, hidden.dtype))
         if ctx.full("w_spa"):
             return spatial
         plain = self.base(attn, hidden, prompt, prompt_mask)
@@ -78,12 +81,13 @@ class UNetCrossAttnProcessor:
     """Frozen UNet cross-attention + w_spa · SpaTextAttn(h, e_spa) + control_scale · w_sem · SemImgAttn(h, features)."""
 
     def __init__(self, context: GuidanceContext, spa_text: nn.Module | None, sem_img: nn.Module | None,
-                 level: int, position: QueryPosition | None = None) -> None:
+                 level: int, position: QueryPosition | None = None, box_mask: bool = False) -> None:
         self.context = context
         self.spa_text = spa_text
         self.sem_img = sem_img
         self.level = level
         self.position = position
+        self.box_mask = box_mask
         self.base = AttnProcessor2_0()
 
     def __call__(self, attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
@@ -91,8 +95,9 @@ class UNetCrossAttnProcessor:
         ctx = self.context
         out = self.base(attn, hidden_states, encoder_hidden_states, attention_mask)
         if self.spa_text is not None and ctx.e_spa is not None and not ctx.off("w_spa"):
-            query = hidden_states if self.position is None else self.position(hidden_states, ctx.latent_hw)
-            out = out + ctx.weighted("w_spa", self.spa_text(query, ctx.e_spa, ctx.spa_mask))
+            query = hidden_states if self.position is None else self.position(hidden_states, ctx.latent_hw, ctx.view)
+            keep = ctx.spatial_keep(hidden_states.shape[1], self.box_mask)
+            out = out + ctx.weighted("w_spa", self.spa_text(query, ctx.e_spa, keep))
         features = ctx.control_features.get(self.level)
         if self.sem_img is not None and features is not None and not ctx.off("w_sem") and not ctx.off("control_scale"):
             # SemImgAttn reads ControlNet features, so it is a ControlNet contribution: control_scale scales it too

@@ -43,11 +43,45 @@ class BoxEncoder(nn.Module):
         return self.project(torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2))
 
 
-def cell_boxes(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
-    """(height * width, 4) normalised xyxy box of every cell of a height x width grid, row-major (as ``flatten(2)``)."""
+WHOLE = (0.0, 0.0, 1.0, 1.0)  # normalised xyxy of the whole image: the view of an untiled latent, a null token's box
+
+
+def grid_shape(n: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of the ``n``-position grid an attention runs on, whose aspect is the latent's (H, W)."""
+    height = max(1, round(math.sqrt(n * latent_hw[0] / latent_hw[1])))
+    width = n // height
+    if height * width != n:
+        raise ValueError(f"{n} query positions do not form a grid of the latent's aspect {latent_hw}")
+    return height, width
+
+
+def cell_boxes(height: int, width: int, device: torch.device | str | None = None,
+               view: tuple[float, float, float, float] = WHOLE) -> Tensor:
+    """(height * width, 4) normalised xyxy box of every cell of a height x width grid, row-major (as ``flatten(2)``).
+
+    ``view`` is the part of the image the grid covers (a tile's window; the whole image by default), so the cells
+    of a tile get the image coordinates its tokens' boxes are given in.
+    """
     ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
-    x0, y0 = xs.flatten() / width, ys.flatten() / height
-    return torch.stack([x0, y0, x0 + 1 / width, y0 + 1 / height], dim=-1)
+    x0, y0, x1, y1 = view
+    cw, ch = (x1 - x0) / width, (y1 - y0) / height
+    left, top = x0 + xs.flatten() * cw, y0 + ys.flatten() * ch
+    return torch.stack([left, top, left + cw, top + ch], dim=-1)
+
+
+def box_keep_mask(boxes: Tensor, keep: Tensor, n: int, latent_hw: tuple[int, int],
+                  view: tuple[float, float, float, float] = WHOLE) -> Tensor:
+    """Which tokens each of ``n`` queries may attend to: (B, M, 4) token boxes, (B, M) keep → (B, n, M) bool.
+
+    A query sees a token only when its cell's centre lies inside the token's box (as eDiff-I's paint-with-words
+    restricts each word to its region, here as a hard mask); the null-prompt tokens' box is the whole image, so
+    every query keeps at least those.
+    """
+    cells = cell_boxes(*grid_shape(n, latent_hw), boxes.device, view)
+    cx, cy = ((cells[:, 0] + cells[:, 2]) / 2)[None, :, None], ((cells[:, 1] + cells[:, 3]) / 2)[None, :, None]
+    x0, y0, x1, y1 = (boxes[:, None, :, i] for i in range(4))
+    inside = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+    return inside & keep[:, None, :]
 
 
 class QueryPosition(nn.Module):
@@ -64,14 +98,12 @@ class QueryPosition(nn.Module):
         super().__init__()
         self.encode = BoxEncoder(channels, kind)
 
-    def forward(self, hidden: Tensor, latent_hw: tuple[int, int]) -> Tensor:
-        """hidden (B, N, C) of an N-position grid whose aspect is the latent's (H, W) → hidden + position codes."""
-        n = hidden.shape[1]
-        height = max(1, round(math.sqrt(n * latent_hw[0] / latent_hw[1])))
-        width = n // height
-        if height * width != n:
-            raise ValueError(f"{n} query positions do not form a grid of the latent's aspect {latent_hw}")
-        return hidden + self.encode(cell_boxes(height, width, hidden.device).to(hidden.dtype))[None]
+    def forward(self, hidden: Tensor, latent_hw: tuple[int, int],
+                view: tuple[float, float, float, float] = WHOLE) -> Tensor:
+        """hidden (B, N, C) of an N-position grid whose aspect is the latent's (H, W), covering ``view`` of the
+        image → hidden + position codes."""
+        cells = cell_boxes(*grid_shape(hidden.shape[1], latent_hw), hidden.device, view)
+        return hidden + self.encode(cells.to(hidden.dtype))[None]
 
 
 class SpatialText(nn.Module):
@@ -99,8 +131,9 @@ class SpatialText(nn.Module):
                 self._tag_cache[tag] = vector
         return torch.stack([self._tag_cache[t] for t in tags])
 
-    def forward(self, groundings: list, null_tokens: Tensor) -> tuple[Tensor, Tensor]:
-        """``groundings`` (one per image, sorted by score) and null tokens (1, L, D) → e_spa (B, L+K, D), mask.
+    def forward(self, groundings: list, null_tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``groundings`` (one per image, sorted by score) and null tokens (1, L, D) → e_spa (B, L+K, D), its keep
+        mask (B, L+K) and each token's box (B, L+K, 4; the null tokens' is the whole image).
 
         The box encoder runs on every object slot, padding included (zero boxes, masked out of the sum), so
         its projection takes part in every forward: a batch without one detection still gives it a (zero)
@@ -109,8 +142,9 @@ class SpatialText(nn.Module):
         b, k = len(groundings), self.max_objects
         null = null_tokens.expand(b, -1, -1)
         keep = torch.ones(b, null.shape[1], dtype=torch.bool, device=null.device)
+        whole = null.new_tensor(WHOLE).expand(b, null.shape[1], 4)
         if k == 0:
-            return null, keep
+            return null, keep, whole
         objects = null.new_zeros(b, k, null.shape[-1])
         boxes = null.new_zeros(b, k, 4)
         present = torch.zeros(b, k, dtype=torch.bool, device=null.device)
@@ -123,4 +157,5 @@ class SpatialText(nn.Module):
             present[i, :n] = True
         if self.boxes is not None:
             objects = objects + self.boxes(boxes) * present.unsqueeze(-1).to(null.dtype)
-        return torch.cat([null, objects], dim=1), torch.cat([keep, present], dim=1)
+        return (torch.cat([null, objects], dim=1), torch.cat([keep, present], dim=1),
+                torch.cat([whole, boxes], dim=1))
