@@ -365,15 +365,16 @@ def test_query_position_makes_the_spatial_attentions_position_aware(prior_dir, m
 
 
 def test_box_keep_mask_gives_each_query_only_the_tags_whose_box_holds_it():
-    from spasemsr.guidance.text.spatial import WHOLE, box_keep_mask
+    from spasemsr.guidance.text.spatial import UNPLACED, box_keep_mask
 
-    # tokens: null prompt (whole image), a tag on the left half, a padding slot
-    boxes = torch.tensor([[WHOLE, (0.0, 0.0, 0.5, 1.0), (0.0, 0.0, 0.0, 0.0)]])
-    keep = torch.tensor([[True, True, False]])
-    mask = box_keep_mask(boxes, keep, 4, (2, 2))[0]  # a 2x2 query grid, row-major
-    assert mask.tolist() == [[True, True, False], [True, False, False], [True, True, False], [True, False, False]]
-    # a tile covering the image's right half: none of its queries lies in the left-half box
-    assert not box_keep_mask(boxes, keep, 4, (2, 2), view=(0.5, 0.0, 1.0, 1.0))[0, :, 1].any()
+    # tokens: null prompt (placed nowhere), a tag on the left half, one on the top row, a padding slot
+    boxes = torch.tensor([[UNPLACED, (0.0, 0.0, 0.5, 1.0), (0.0, 0.0, 1.0, 0.5), (0.0, 0.0, 1.0, 1.0)]])
+    keep = torch.tensor([[True, True, True, False]])
+    mask = box_keep_mask(boxes, keep, 4, (2, 2))[0].int()  # a 2x2 query grid, row-major
+    # in a box: its tags only; in none: the null prompt only; padding never
+    assert mask.tolist() == [[0, 1, 1, 0], [0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]]
+    # a tile covering the image's bottom-right quarter: no box holds its queries, so they read the null prompt
+    assert box_keep_mask(boxes, keep, 4, (2, 2), view=(0.5, 0.5, 1.0, 1.0))[0].int().tolist() == [[1, 0, 0, 0]] * 4
 
 
 def test_a_tiles_queries_get_the_positions_of_their_cells_in_the_whole_image():

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from spasemsr.diffusion.tiling import Window
-from spasemsr.guidance.text.spatial import WHOLE
+from spasemsr.guidance.text.spatial import UNPLACED, WHOLE
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Conditions:
     text: Tensor  # (B, L, D) the frozen UNet's own text condition (the null prompt)
     e_spa: Tensor | None = None  # (B, L_spa, D) spatial-aware text tokens
     spa_mask: Tensor | None = None  # (B, L_spa) bool
-    spa_boxes: Tensor | None = None  # (B, L_spa, 4) normalised xyxy box of each e_spa token (null tokens: whole image)
+    spa_boxes: Tensor | None = None  # (B, L_spa, 4) normalised xyxy box of each e_spa token (null tokens: UNPLACED)
     e_deg: Tensor | None = None  # (B, L_deg, D) degradation-aware text tokens
     c_img: Tensor | None = None  # (B, C, h, w) visual guidance features
     view: tuple[float, float, float, float] = WHOLE  # the part of the image (normalised xyxy) these conditions cover
@@ -42,7 +42,7 @@ class Conditions:
         b = self.pixel.shape[0]
         spa = None if self.e_spa is None else null.expand(b, -1, -1)
         mask = None if spa is None else torch.ones(spa.shape[:2], dtype=torch.bool, device=spa.device)
-        boxes = None if spa is None else spa.new_tensor(WHOLE).expand(*spa.shape[:2], 4)
+        boxes = None if spa is None else spa.new_tensor(UNPLACED).expand(*spa.shape[:2], 4)
         deg = None if self.e_deg is None else null.expand(b, -1, -1)
         return replace(self, e_spa=spa, spa_mask=mask, spa_boxes=boxes, e_deg=deg)
 

@@ -43,7 +43,8 @@ class BoxEncoder(nn.Module):
         return self.project(torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2))
 
 
-WHOLE = (0.0, 0.0, 1.0, 1.0)  # normalised xyxy of the whole image: the view of an untiled latent, a null token's box
+WHOLE = (0.0, 0.0, 1.0, 1.0)  # normalised xyxy of the whole image: the view of an untiled latent
+UNPLACED = (0.0, 0.0, 0.0, 0.0)  # the (empty) box of the null prompt's tokens: placed nowhere, read where no tag is
 
 
 def grid_shape(n: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
@@ -73,15 +74,17 @@ def box_keep_mask(boxes: Tensor, keep: Tensor, n: int, latent_hw: tuple[int, int
                   view: tuple[float, float, float, float] = WHOLE) -> Tensor:
     """Which tokens each of ``n`` queries may attend to: (B, M, 4) token boxes, (B, M) keep → (B, n, M) bool.
 
-    A query sees a token only when its cell's centre lies inside the token's box (as eDiff-I's paint-with-words
-    restricts each word to its region, here as a hard mask); the null-prompt tokens' box is the whole image, so
-    every query keeps at least those.
+    Each query reads the words painted on it, as in eDiff-I's paint-with-words but as a hard mask: the tags whose
+    box holds its cell's centre, or, where no box does, the tokens placed nowhere (empty box: the null prompt's,
+    ``UNPLACED``). So a tag is not diluted among the null prompt's padding tokens, and a query outside every box
+    reads no tag.
     """
     cells = cell_boxes(*grid_shape(n, latent_hw), boxes.device, view)
     cx, cy = ((cells[:, 0] + cells[:, 2]) / 2)[None, :, None], ((cells[:, 1] + cells[:, 3]) / 2)[None, :, None]
     x0, y0, x1, y1 = (boxes[:, None, :, i] for i in range(4))
-    inside = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
-    return inside & keep[:, None, :]
+    unplaced = ((x1 <= x0) | (y1 <= y0)) & keep[:, None, :]  # (B, 1, M)
+    tagged = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1) & keep[:, None, :]
+    return torch.where(tagged.any(-1, keepdim=True), tagged, unplaced)
 
 
 class QueryPosition(nn.Module):
@@ -133,7 +136,7 @@ class SpatialText(nn.Module):
 
     def forward(self, groundings: list, null_tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``groundings`` (one per image, sorted by score) and null tokens (1, L, D) → e_spa (B, L+K, D), its keep
-        mask (B, L+K) and each token's box (B, L+K, 4; the null tokens' is the whole image).
+        mask (B, L+K) and each token's box (B, L+K, 4; the null tokens' is ``UNPLACED``).
 
         The box encoder runs on every object slot, padding included (zero boxes, masked out of the sum), so
         its projection takes part in every forward: a batch without one detection still gives it a (zero)
@@ -142,9 +145,9 @@ class SpatialText(nn.Module):
         b, k = len(groundings), self.max_objects
         null = null_tokens.expand(b, -1, -1)
         keep = torch.ones(b, null.shape[1], dtype=torch.bool, device=null.device)
-        whole = null.new_tensor(WHOLE).expand(b, null.shape[1], 4)
+        unplaced = null.new_tensor(UNPLACED).expand(b, null.shape[1], 4)
         if k == 0:
-            return null, keep, whole
+            return null, keep, unplaced
         objects = null.new_zeros(b, k, null.shape[-1])
         boxes = null.new_zeros(b, k, 4)
         present = torch.zeros(b, k, dtype=torch.bool, device=null.device)
@@ -158,4 +161,4 @@ class SpatialText(nn.Module):
         if self.boxes is not None:
             objects = objects + self.boxes(boxes) * present.unsqueeze(-1).to(null.dtype)
         return (torch.cat([null, objects], dim=1), torch.cat([keep, present], dim=1),
-                torch.cat([whole, boxes], dim=1))
+                torch.cat([unplaced, boxes], dim=1))
