@@ -12,6 +12,7 @@ SWEEP_STORAGE ?= sqlite:///runs/sweeps/optuna.db
 SWEEP_STUDY ?= pd_sweep
 SWEEP_TRIALS ?= 24
 FIGURES_OUT ?= figures
+STUDY ?= photo
 BENCH_ALL ?=
 GPU_CHECK_RESULTS ?= benchmarks/results
 export HF_HUB_OFFLINE := 1
@@ -64,11 +65,11 @@ sweep: install  ## PD sweep of the shipped SpaSemSR (experiments/pd_sweep.yaml),
 	$(BIN)/spasemsr sweep --storage $(SWEEP_STORAGE) --study $(SWEEP_STUDY) --n-trials $(SWEEP_TRIALS)
 	$(BIN)/spasemsr sweep --storage $(SWEEP_STORAGE) --study $(SWEEP_STUDY) --export
 
-figure-data: install  ## every sweep trial + the figures' crops and re-scored baselines (shipped models, ~20 min CPU) -> experiments/results
-	$(BIN)/spasemsr figures --collect --from experiments/results
+figure-data: install  ## every sweep trial + the figures' crops and re-scored baselines (shipped models, ~20 min CPU) -> experiments/results (STUDY=probe: the probe's trials + knob grid)
+	$(BIN)/spasemsr figures --collect --study $(STUDY) --from experiments/results
 
-figures: install  ## paper figures (PDF + PNG) and LaTeX tables from experiments/results alone -> $(FIGURES_OUT)
-	$(BIN)/spasemsr figures --from experiments/results --out $(FIGURES_OUT)
+figures: install  ## paper figures (PDF + PNG) and LaTeX tables from experiments/results alone -> $(FIGURES_OUT) (STUDY=probe: the guidance probe, -> $(FIGURES_OUT)/probe)
+	$(BIN)/spasemsr figures --study $(STUDY) --from experiments/results --out $(FIGURES_OUT)
 
 bench: export OMP_WAIT_POLICY := PASSIVE
 bench: install  ## speed + memory figures -> benchmarks/results (~7-10 min, 2 CPU cores); BENCH_ALL=1 adds SD-2 at 512^2, upscale memory and stages, training memory, samplers (~50 min more)

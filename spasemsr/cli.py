@@ -139,11 +139,11 @@ def _figures(args: argparse.Namespace) -> int:
         if args.collect:
             from spasemsr.figures.collect import collect
 
-            written = collect(args.results, args.experiment, device=args.device)
+            written = collect(args.results, args.experiment, device=args.device, study=args.study)
         else:
             from spasemsr.figures.render import render
 
-            written = render(args.results, args.out, _names(args.only), args.skip_missing)
+            written = render(args.results, args.out, _names(args.only), args.skip_missing, args.study)
     except (MissingInputs, ValueError) as err:  # absent or stale result files: say which, and what makes them
         print(f"spasemsr figures: {err}", file=sys.stderr)
         return 2
@@ -252,15 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     fig = verbs.add_parser("figures", help="paper figures (PDF + PNG) and LaTeX tables from result files, no model run")
     fig.add_argument("--from", dest="results", default="experiments/results", help="the results folder")
+    fig.add_argument("--study", default="photo",
+                     help="photo (kodak5 sweep and ablation) or probe (the guidance probe, issue #19: figures "
+                          "under OUT/probe)")
     fig.add_argument("--out", default="figures", help="output folder (tables under OUT/tables)")
-    fig.add_argument("--only", help="comma-separated: pd_plane, knob_grid, comparison, ablation_bars, tables")
+    fig.add_argument("--only", help="comma-separated: pd_plane, knob_grid, comparison (photo), ablation_bars, "
+                                    "tables")
     fig.add_argument("--skip-missing", action="store_true",
                      help="render what the present result files allow, with a note per skipped item (default: "
                           "write nothing and list every missing file)")
     fig.add_argument("--collect", action="store_true",
                      help="instead make the figure data in --from: every sweep trial, and crops and scores sampled "
                           "with the shipped models (minutes on CPU; `make figure-data`)")
-    fig.add_argument("--experiment", default="experiments/pd_sweep.yaml", help="--collect: the sweep file")
+    fig.add_argument("--experiment", help="--collect: the sweep file (default: the study's, "
+                                          "experiments/pd_sweep.yaml or experiments/probe_sweep.yaml)")
     fig.add_argument("--device", default="cpu", help="--collect: device of the sampling")
     fig.set_defaults(func=_figures)
     return parser

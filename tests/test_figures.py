@@ -16,10 +16,11 @@ from spasemsr.cli import main
 from spasemsr.evaluation.datasets import bundled_set
 from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.evaluation.table import write_tables
-from spasemsr.figures import ablation_bars, collect, pd_plane, render
+from spasemsr.figures import ablation_bars, collect, knob_grid, pd_plane, render
 from spasemsr.figures.collect import export_trials
 from spasemsr.figures.inputs import MissingInputs
 from spasemsr.figures.pd_plane import split_range, staircase
+from spasemsr.figures.studies import PROBE
 from spasemsr.sweep.front import front_rows, presets, trial_rows, write_trials_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -275,3 +276,196 @@ def test_comparison_crops_the_eval_images_of_the_shipped_checkpoints_and_samples
         assert lr.size == ((x1 - x0) // 4, (y1 - y0) // 4)
     x, y, right, bottom = record["zoom"]
     assert x0 <= x < right <= x1 and y0 <= y < bottom <= y1
+
+
+# The guidance probe (issue #19): its own sweep export, a three-seed ablation table and records, a knob grid.
+
+PROBE_SEEDS = (0, 1, 2)
+PROBE_VARIANTS = (("SpaSemSR (full)", "full", 0.80), ("w/o spatial grounding", "wo_spatial", 0.45),
+                  ("broken spatial path", "broken_boxes", 0.40))
+PROBE_STEMS = ("pd_plane", "knob_grid", "ablation_bars")
+
+
+def _probe_record(label: str, variant: str, index: int, seed: int, acc: float) -> dict:
+    """One seed's record of one probe variant: every metric moves with the seed, by more for later variants."""
+    wobble = (seed - 1) * 0.01 * (index + 1)
+    row = _row(label, 20.0 - index * 0.2 + 10 * wobble, 7.0 + index * 0.1 + wobble)
+    row["means"]["texture_acc"] = acc + wobble
+    for scores in row["per_image"].values():
+        scores["texture_acc"] = acc + wobble
+    row["record"] = {**row["record"], "seed": seed, "ckpt": "c" * 64 if index == 0 and seed == 0 else f"{index}{seed}"
+                     * 32, "dataset": {**row["record"]["dataset"], "name": "probe", "lr": "probe"}}
+    row["ablation"] = {"variant": variant, "seed": seed}
+    return row
+
+
+def write_probe_results(root: Path) -> Path:
+    """The probe's result files as make ablate ABLATE=probe, its sweep export and make figure-data STUDY=probe
+    lay them out (the ablation's own seed_mean makes the table), from known numbers."""
+    from spasemsr.ablation.runner import seed_mean
+
+    folder = root / "probe"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, summary = [], {}
+    for index, (label, variant, acc) in enumerate(PROBE_VARIANTS):
+        records = [_probe_record(label, variant, index, seed, acc) for seed in PROBE_SEEDS]
+        for record in records:
+            (folder / f"{variant}_seed{record['ablation']['seed']}.json").write_text(json.dumps(record))
+        rows.append(seed_mean(records))
+        summary[variant] = {m: [r["means"][m] for r in records] for m in rows[-1]["means"]}
+    write_tables(rows, root / "probe", "probe (full budget)")
+    (folder / "summary.json").write_text(json.dumps({"seeds": list(PROBE_SEEDS), "variants": summary}))
+    study = smoke_study(name="probe_sweep")
+    front = front_rows(study)
+    (folder / "probe_sweep_front.json").write_text(json.dumps({
+        "study": "probe_sweep", "storage": "sqlite:///nowhere.db", "model": "runs/probe/full/full_seed0/export",
+        "ckpt": "c" * 64, "objectives": ["psnr_y", "niqe"], "complete_trials": SMOKE_TRIALS, "front": front,
+        "presets": presets(front, ["psnr_y", "niqe"])}))
+    write_trials_csv(trial_rows(study), folder / "probe_sweep_trials.csv")
+    data = root / "figure_data"
+    values = [0.0, 1.0]
+    cells = [{"w_spa": a, "w_sem": b, "file": f"probe_knob_grid/{a}_{b}.png", "psnr_y": 20.0 + a, "niqe": 7.0 - b,
+              "texture_acc": 0.5 + a / 4, "mean_abs_change": a + b} for a in values for b in values]
+    for index, cell in enumerate(cells):
+        _png(data / cell["file"], 24, index)
+    _png(data / "probe_knob_grid" / "hr.png", 24, 99)
+    (data / "probe_knob_grid.json").write_text(json.dumps({
+        "image": "probe-1001000000", "box": [0, 0, 24, 24], "ckpt": "c" * 64, "seed": 0, "w_spa": values,
+        "w_sem": values, "knobs": {"steps": 2, "color_fix": "wavelet", "backproject": 0},
+        "hr": "probe_knob_grid/hr.png", "cells": cells}))
+    return root
+
+
+@pytest.fixture
+def probe_results(tmp_path) -> Path:
+    return write_probe_results(tmp_path / "results")
+
+
+def test_probe_figures_are_written_beside_the_photo_ones_which_stay_the_same(tmp_path):
+    photo_only = render.render(write_smoke_results(tmp_path / "photo"), tmp_path / "photo_figures")
+    both = write_probe_results(write_smoke_results(tmp_path / "both"))
+    out = tmp_path / "figures"
+    probe = render.render(both, out, study="probe")
+    for stem in PROBE_STEMS:
+        for fmt, magic in (("pdf", b"%PDF"), ("png", b"\x89PNG")):
+            path = out / "probe" / f"{stem}.{fmt}"
+            assert path in probe and path.read_bytes().startswith(magic) and path.stat().st_size > 1000
+    assert sorted(p.name for p in (out / "probe" / "tables").iterdir()) == ["pd_presets.tex", "probe.tex"]
+    assert (out / "probe" / "tables" / "probe.tex").read_text() == (both / "probe.tex").read_text()
+    assert not list(out.glob("*.pdf")), "the probe writes nothing beside the photo figures' own files"
+    photo = render.render(both, out)  # the default study, from a folder that also holds the probe's files
+    assert [p.relative_to(out) for p in photo] == [p.relative_to(tmp_path / "photo_figures") for p in photo_only]
+    for a, b in zip(photo, photo_only, strict=True):
+        assert a.read_bytes() == b.read_bytes(), f"{a.name}: the photo study's output changed"
+
+
+def test_probe_ablation_bars_show_each_seed_beside_each_bar(probe_results):
+    rows = ablation_bars.load_ablation(probe_results, PROBE)
+    assert [r["name"] for r in rows] == [label for label, _, _ in PROBE_VARIANTS]
+    names, means, seeds = ablation_bars.deltas(rows, "texture_acc")
+    assert names == ["w/o spatial grounding", "broken spatial path"] and means == pytest.approx([-0.35, -0.40])
+    assert seeds == [pytest.approx([-0.35 - 0.01, -0.35, -0.35 + 0.01]),  # paired: seed s against full's seed s
+                     pytest.approx([-0.40 - 0.02, -0.40, -0.40 + 0.02])]
+    fig = ablation_bars.figure(probe_results, PROBE)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("texture accuracy, higher is better") and "0.8 ± 0.01" in t for t in titles)
+    dots = _gid(fig, "units")
+    assert len(dots) == 2 * 3 and all(len(d.get_offsets()) == len(PROBE_SEEDS) for d in dots)  # 3 metrics x 2
+    assert "mean over 3 seeds; dots: each seed" in fig.get_suptitle()
+
+
+def test_probe_pd_plane_puts_the_ablation_means_with_their_std_on_the_sweep_axes(probe_results):
+    fig = pd_plane.figure(probe_results, PROBE)
+    assert {len(c.get_offsets()) for c in _gid(fig, "trials")} == {SMOKE_TRIALS}
+    table = pd_plane.table_rows(probe_results, PROBE.ablation)
+    assert all(row["seeds"] == ["0", "1", "2"] and row["spread"]["niqe"] > 0 for row in table)
+    bars = _gid(fig, "ablation std")
+    assert bars, "no ± std bars"
+    segments = [seg for bar in bars for seg in bar.get_segments()]
+    widths = sorted(round(float(b[0] - a[0]), 9) for a, b in segments if a[1] == b[1])  # the horizontal ones
+    assert widths == sorted(round(2 * row["spread"]["psnr_y"], 9) for row in table for _ in "ab")  # (a), zoom (b)
+    assert not [ax for ax in fig.axes if "kodak5" in ax.get_title()], "photo-only panels are dropped"
+    legends = [a for ax in fig.axes for a in (ax.get_legend(), *ax.artists) if isinstance(a, Legend)]
+    assert "w/o spatial grounding" in {t.get_text() for legend in legends for t in legend.get_texts()}
+
+
+def test_probe_pd_plane_refuses_a_sweep_of_another_model(probe_results):
+    front = probe_results / "probe" / "probe_sweep_front.json"
+    front.write_text(json.dumps({**json.loads(front.read_text()), "ckpt": "d" * 64}))
+    with pytest.raises(ValueError, match="no row of probe.csv"):
+        pd_plane.figure(probe_results, PROBE)
+
+
+def test_missing_probe_inputs_are_named_with_the_commands_that_make_them(probe_results, tmp_path):
+    (probe_results / "probe.csv").unlink()
+    (probe_results / "probe" / "probe_sweep_front.json").unlink()
+    out = tmp_path / "figures"
+    with pytest.raises(MissingInputs) as info:
+        render.render(probe_results, out, study="probe")
+    text = str(info.value)
+    assert "probe.csv (made by `make ablate ABLATE=probe`)" in text
+    assert "probe_sweep_front.json (made by `spasemsr sweep --experiment experiments/probe_sweep.yaml" in text
+    assert not out.exists()
+
+
+def test_a_missing_probe_seed_record_is_named(probe_results):
+    (probe_results / "probe" / "wo_spatial_seed2.json").unlink()
+    with pytest.raises(MissingInputs, match="no record named 'w/o spatial grounding' for seed 2"):
+        ablation_bars.load_ablation(probe_results, PROBE)
+
+
+def test_cli_study_selector(probe_results, tmp_path, capsys):
+    out = tmp_path / "figures"
+    assert main(["figures", "--study", "probe", "--from", str(probe_results), "--out", str(out), "--only",
+                 "ablation_bars"]) == 0
+    assert (out / "probe" / "ablation_bars.png").is_file()
+    capsys.readouterr()
+    assert main(["figures", "--study", "kodak", "--from", str(probe_results), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "unknown study 'kodak'; valid: photo, probe" in err
+    assert main(["figures", "--study", "probe", "--from", str(probe_results), "--out", str(out), "--only",
+                 "comparison"]) == 2
+    assert "for the probe study" in capsys.readouterr().err
+
+
+class _Pipeline:
+    """Stands in for a loaded probe model: records what ``prepare`` is handed, samples the LR moved by the knobs."""
+
+    scale = 4
+
+    def __init__(self) -> None:
+        from spasemsr.config.knobs import SamplerConfig
+
+        self.sampler, self.known = SamplerConfig(color_fix="wavelet"), []
+
+    def prepare(self, lr, known=None):
+        self.known.append(known)
+        return lr
+
+    def sample(self, lr, generator, knobs):
+        import torch.nn.functional as F
+
+        return (F.interpolate(lr, scale_factor=4, mode="nearest") * (1 - 0.1 * knobs.w_spa) + 0.05 * knobs.w_sem)
+
+
+def test_probe_knob_grid_samples_the_fixed_probe_image_with_its_known(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "unet.safetensors").write_bytes(b"not a real model")
+    sweep = tmp_path / "probe_sweep.yaml"
+    sweep.write_text(f"model: {model}\neval: {{data: probe, knobs: {{steps: 3}}}}\nseed: 0\n"
+                     "space: {w_spa: {low: 0.0, high: 2.0}}\n")
+    pipeline = _Pipeline()
+    monkeypatch.setattr("spasemsr.weights.exports.load_pipeline", lambda path, device: pipeline)
+    monkeypatch.setattr(collect, "KNOB_VALUES", (0.0, 1.0))
+    results = tmp_path / "results"
+    record = json.loads(collect.knob_grid(results, sweep, study=PROBE).read_text())
+    known, = pipeline.known
+    assert record["image"] == PROBE.knob.image and known.keys == [PROBE.knob.image] and known.degradation
+    assert record["dataset"]["name"] == "probe" and record["knobs"]["steps"] == 3  # the sweep's sampler
+    assert record["knobs"]["color_fix"] == "wavelet" and record["box"] == [0, 0, 96, 96]
+    assert all({"psnr_y", "niqe", "texture_acc"} <= set(cell) for cell in record["cells"])
+    with Image.open(results / "figure_data" / record["cells"][0]["file"]) as crop:
+        assert crop.size == (96, 96)  # the whole probe image
+    assert (results / "figure_data" / "probe_knob_grid.json").is_file()
+    assert len(knob_grid.figure(results, PROBE).axes) > 8

@@ -3,12 +3,15 @@
 The renderer never runs a model, so everything image-based or re-scored is produced here and committed:
 
 - ``<study>_trials.csv``: every trial of the exported PD sweep, read from its Optuna storage (the front
-  files keep only the Pareto-optimal ones);
+  files keep only the Pareto-optimal ones), beside its front;
 - ``figure_data/pd_reference.json``: the kodak5 suite's methods scored under the sweep's own protocol
   (256-pixel cuts, experiments/pd_sweep.yaml), so they can share the sweep's PD plane;
 - ``figure_data/knob_grid/``: crops of one image sampled by the swept model over ``w_spa`` x ``w_sem``,
   with each full sample's PSNR-Y, NIQE and mean change from the neutral setting;
 - ``figure_data/comparison/``: one crop box through LR, bicubic, DRM, ControlNet-SR, SpaSemSR and HR.
+
+The probe study (``study="probe"``) makes only its trials and ``figure_data/probe_knob_grid/``: one probe
+image, whole, sampled by the probe sweep's model (texture accuracy recorded too).
 """
 
 from __future__ import annotations
@@ -23,32 +26,33 @@ from torch import Tensor
 
 from spasemsr.config.knobs import NEUTRAL_KNOBS, knob_overrides
 from spasemsr.data.images import read_image, write_image
-from spasemsr.evaluation.datasets import EvalImage, bundled_set
+from spasemsr.evaluation.datasets import EvalImage, bundled_set, load_eval_set
 from spasemsr.evaluation.identity import export_config_hash, weights_sha256
 from spasemsr.evaluation.methods import load_method
 from spasemsr.evaluation.suite import METHODS, RAW, SuiteMethod, run_suite, suite_method
 from spasemsr.figures.inputs import FIGURE_DATA_DIR, FRONT, SWEEP, read_json
+from spasemsr.figures.studies import PHOTO, Study, find_study
 from spasemsr.metrics.color import quantize_8bit
 from spasemsr.metrics.registry import compute
 from spasemsr.utils.atomic import atomic_write_text
 from spasemsr.weights.table import TINY
 
-IMAGE = "kodim08"  # houses: roof tiles, shutters and window frames show texture and edges side by side
+IMAGE = PHOTO.knob.image  # kodim08, houses: roof tiles, shutters and window frames (knob grid and comparison)
 SEED = 0
 SCORES = ("psnr_y", "niqe")  # the PD plane's two axes, per full image
 KNOB_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0)  # the sweep's range of both knobs, neutral 1.0 in the middle
-KNOB_BOX = (256, 96, 352, 192)  # HR pixels (x0, y0, x1, y1): dormer window and snowy roof
 COMPARE_BOX = (240, 112, 400, 272)  # HR pixels: dormer, roof tiles, green and yellow facades
 COMPARE_ZOOM = (264, 128, 312, 176)  # HR pixels inside COMPARE_BOX, its upper left: the dormer, drawn magnified
 COMPARE_METHODS = ("bicubic", "drm", "realesrgan_x4plus", "realsr_df2k", "controlnet_sr", "spasemsr")  # suite rows
 
 
-def _image(name: str, lr: str = "realesrgan") -> EvalImage:
-    """One kodak5 pair with the evaluation's own LR (seeded Real-ESRGAN degradation)."""
-    for image in bundled_set("kodak5", lr):
+def _image(name: str, data: str = "kodak5") -> EvalImage:
+    """One pair of an evaluation set with the evaluation's own LR (kodak5: seeded Real-ESRGAN degradation) and
+    what it knows of the image (the probe's keys and true degradation, which guidance must be handed)."""
+    for image in load_eval_set(data):
         if image.name == name:
             return image
-    raise ValueError(f"kodak5 has no image {name!r}")
+    raise ValueError(f"{data} has no image {name!r}")
 
 
 def _crop(image: Tensor, box: tuple[int, int, int, int], scale: int = 1) -> Tensor:
@@ -57,10 +61,10 @@ def _crop(image: Tensor, box: tuple[int, int, int, int], scale: int = 1) -> Tens
     return image[:, y0:y1, x0:x1]
 
 
-def _scores(sr: Tensor, image: EvalImage, scale: int) -> dict[str, float]:
-    """PSNR-Y and NIQE of one full 8-bit SR image under the protocol's variants."""
+def _scores(sr: Tensor, image: EvalImage, scale: int, names: tuple[str, ...] = SCORES) -> dict[str, float]:
+    """``names`` (default PSNR-Y and NIQE) of one full 8-bit SR image under the protocol's variants."""
     return {name: float(compute(name, sr[None].float(), hr=image.hr[None], lr=image.lr[None], scale=scale)[0])
-            for name in SCORES}
+            for name in names}
 
 
 def _write_json(path: Path, record: dict) -> Path:
@@ -68,26 +72,27 @@ def _write_json(path: Path, record: dict) -> Path:
     return path
 
 
-def export_trials(results: Path) -> Path:
-    """``<study>_trials.csv`` from the storage the exported front names; refused if that front is stale."""
+def export_trials(results: Path, study: Study = PHOTO) -> Path:
+    """The study's trials CSV from the storage its exported front names; refused if that front is stale."""
     import optuna
 
     from spasemsr.sweep.front import trial_rows, write_trials_csv
     from spasemsr.sweep.spec import Liveness
     from spasemsr.sweep.storage import open_storage
 
-    front = read_json(results, FRONT)
+    front_file = study.front.path(results)
+    front = read_json(results, study.front)
     url, name = front["storage"], front["study"]
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise FileNotFoundError(f"{url.removeprefix('sqlite:///')}: no sweep storage (the study {name!r} that "
-                                f"{FRONT.path(results)} was exported from); run `{SWEEP}` first")
+                                f"{front_file} was exported from); run `{study.front.producer}` first")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = trial_rows(optuna.load_study(study_name=name, storage=open_storage(url, Liveness())))
     complete = sum(row["state"] == "COMPLETE" for row in rows)
     if complete != front["complete_trials"]:
-        raise ValueError(f"study {name!r} in {url} has {complete} complete trials, but {FRONT.path(results)} was "
+        raise ValueError(f"study {name!r} in {url} has {complete} complete trials, but {front_file} was "
                          f"exported at {front['complete_trials']}; export it again: spasemsr sweep --export")
-    path = results / f"{name}_trials.csv"
+    path = study.trials.path(results)
     write_trials_csv(rows, path)
     return path
 
@@ -116,44 +121,48 @@ def reference_points(results: Path, experiment: str | Path, weights: Path = TINY
     return _write_json(results / FIGURE_DATA_DIR / "pd_reference.json", record)
 
 
-def knob_grid(results: Path, model: str | Path, device: str = "cpu") -> Path:
-    """Samples of ``IMAGE`` over ``w_spa`` x ``w_sem`` with the raw sampler; crops, scores and changes to JSON.
+def knob_grid(results: Path, experiment: str | Path, device: str = "cpu", study: Study = PHOTO) -> Path:
+    """Samples of the study's image over ``w_spa`` x ``w_sem`` by the sweep's model; crops, scores, changes to JSON.
 
-    Raw (no colour fix, no back-projection) because that is the sampler the PD sweep varies these knobs
-    under, and because both corrections pull every sample towards the LR and hide most of the change.
+    Under the sweep's own sampler (its ``eval.knobs`` and seed: raw, no colour fix nor back-projection, for the
+    photo sweep) because that is the sampler the PD sweep varies these knobs under, and because both
+    corrections pull every sample towards the LR and hide most of the change.
     """
+    from spasemsr.sweep.spec import load_sweep_spec
     from spasemsr.weights.exports import load_pipeline
 
-    model = Path(model)
+    spec = load_sweep_spec(experiment)
+    model, box, scores = Path(spec.model), study.knob.box, study.knob.scores
     pipeline = load_pipeline(model, device=device)
-    image = _image(IMAGE)
+    image = _image(study.knob.image, study.knob.data)
     prepared = pipeline.prepare(image.lr[None].to(device), known=image.known)
-    base = replace(pipeline.sampler, **knob_overrides(RAW), seed=SEED)
-    folder = results / FIGURE_DATA_DIR / "knob_grid"
+    base = replace(pipeline.sampler, **knob_overrides(spec.eval.knobs), seed=spec.seed)
+    crops = study.crops()
     samples: dict[tuple[float, float], Tensor] = {}
     cells = []
     for w_spa in KNOB_VALUES:
         for w_sem in KNOB_VALUES:
             knobs = replace(base, w_spa=w_spa, w_sem=w_sem)
-            sr = pipeline.sample(prepared, torch.Generator(device).manual_seed(SEED), knobs)
+            sr = pipeline.sample(prepared, torch.Generator(device).manual_seed(spec.seed), knobs)
             samples[w_spa, w_sem] = quantize_8bit(sr[0].cpu())
-            file = f"spa{w_spa:.2f}_sem{w_sem:.2f}.png"
-            write_image(_crop(samples[w_spa, w_sem], KNOB_BOX).float(), folder / file)
-            cells.append({"w_spa": w_spa, "w_sem": w_sem, "file": f"knob_grid/{file}",
-                          **_scores(samples[w_spa, w_sem], image, pipeline.scale)})
-            print(f"knob grid: w_spa={w_spa} w_sem={w_sem}: " + ", ".join(f"{k}={cells[-1][k]:.4g}" for k in SCORES))
+            file = f"{crops}/spa{w_spa:.2f}_sem{w_sem:.2f}.png"
+            write_image(_crop(samples[w_spa, w_sem], box).float(), results / FIGURE_DATA_DIR / file)
+            cells.append({"w_spa": w_spa, "w_sem": w_sem, "file": file,
+                          **_scores(samples[w_spa, w_sem], image, pipeline.scale, scores)})
+            print(f"knob grid: w_spa={w_spa} w_sem={w_sem}: " + ", ".join(f"{k}={cells[-1][k]:.4g}" for k in scores))
     neutral = samples[NEUTRAL_KNOBS["w_spa"], NEUTRAL_KNOBS["w_sem"]]
     for cell in cells:
         change = (samples[cell["w_spa"], cell["w_sem"]] - neutral).abs().mean() * 255
         cell["mean_abs_change"] = float(change)
-    write_image(_crop(image.hr, KNOB_BOX), folder / "hr.png")
-    record = {"image": IMAGE, "dataset": bundled_set("kodak5", "realesrgan").record(), "box": list(KNOB_BOX),
-              "model": str(model), "ckpt": weights_sha256(model), "config": export_config_hash(model), "seed": SEED,
-              "knobs": asdict(base), "w_spa": list(KNOB_VALUES), "w_sem": list(KNOB_VALUES), "hr": "knob_grid/hr.png",
-              "scores": "psnr_y, niqe: each full 8-bit sample under the protocol; mean_abs_change: mean |sample - "
-                        "sample at w_spa=w_sem=1| over the full image, in 8-bit levels",
+    write_image(_crop(image.hr, box), results / FIGURE_DATA_DIR / crops / "hr.png")
+    record = {"image": image.name, "dataset": load_eval_set(study.knob.data).record(), "box": list(box),
+              "model": str(model), "ckpt": weights_sha256(model), "config": export_config_hash(model),
+              "seed": spec.seed, "knobs": asdict(base), "w_spa": list(KNOB_VALUES), "w_sem": list(KNOB_VALUES),
+              "hr": f"{crops}/hr.png",
+              "scores": f"{', '.join(scores)}: each full 8-bit sample under the protocol; mean_abs_change: mean "
+                        "|sample - sample at w_spa=w_sem=1| over the full image, in 8-bit levels",
               "cells": cells}
-    return _write_json(results / FIGURE_DATA_DIR / "knob_grid.json", record)
+    return _write_json(study.knob_grid.path(results), record)
 
 
 def _suite_sr(entry: SuiteMethod, results: Path, image: EvalImage, weights: Path, device: str) -> tuple[Tensor, dict]:
@@ -194,15 +203,15 @@ def comparison(results: Path, weights: Path = TINY, device: str = "cpu") -> Path
     return _write_json(results / FIGURE_DATA_DIR / "comparison.json", record)
 
 
-def collect(results: str | Path, experiment: str | Path = "experiments/pd_sweep.yaml", weights: str | Path = TINY,
-            device: str = "cpu") -> list[Path]:
-    """Every figure-data file, in order of cost; returns their paths."""
-    from spasemsr.sweep.spec import load_sweep_spec
-
-    results, weights = Path(results), Path(weights)
-    written = [export_trials(results)]
-    written.append(comparison(results, weights, device))
-    written.append(reference_points(results, experiment, weights, device))
-    written.append(knob_grid(results, load_sweep_spec(experiment).model, device))
+def collect(results: str | Path, experiment: str | Path | None = None, weights: str | Path = TINY,
+            device: str = "cpu", study: str | Study = "photo") -> list[Path]:
+    """Every figure-data file of the study, in order of cost (``experiment``: default the study's sweep file)."""
+    study = find_study(study)
+    results, weights, experiment = Path(results), Path(weights), experiment or study.sweep
+    written = [export_trials(results, study)]
+    if "comparison" in study.figures:
+        written.append(comparison(results, weights, device))
+    if study.reference is not None:
+        written.append(reference_points(results, experiment, weights, device))
+    written.append(knob_grid(results, experiment, device, study))
     return written
-

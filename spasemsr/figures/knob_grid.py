@@ -1,6 +1,7 @@
 """The knob grid: one crop sampled over ``w_spa`` x ``w_sem`` (as PiSA-SR shows its two guidance scales).
 
-Left, the crops, each captioned with its full sample's PSNR-Y and NIQE; middle, where each sample
+Left, the crops, each captioned with its full sample's scores (the study's: PSNR-Y and NIQE, plus
+texture accuracy for the probe, whose crop is the whole 96-pixel image); middle, where each sample
 departs from the neutral one (w_spa = w_sem = 1), amplified, with the mean change over the whole
 image; right, the HR crop for reference. The neutral cell is framed.
 """
@@ -15,13 +16,18 @@ from matplotlib.figure import Figure, SubFigure
 
 from spasemsr.config.knobs import NEUTRAL_KNOBS
 from spasemsr.figures.comparison import load_crop
-from spasemsr.figures.inputs import FIGURE_DATA, FIGURE_DATA_DIR, Input, read_json
+from spasemsr.figures.inputs import Input, read_json
+from spasemsr.figures.studies import PHOTO, Study
 from spasemsr.figures.style import FULL_WIDTH, OKABE_ITO, figure_style, new_figure
 
-KNOB_GRID = Input(f"{FIGURE_DATA_DIR}/knob_grid.json", FIGURE_DATA)
-INPUTS = (KNOB_GRID,)
 CHANGE_RANGE = 24.0  # 8-bit levels at the top of the change colour scale
 NEUTRAL = (NEUTRAL_KNOBS["w_spa"], NEUTRAL_KNOBS["w_sem"])
+SHORT = {"psnr_y": "PSNR-Y dB", "niqe": "NIQE", "texture_acc": "texture acc."}  # crop captions' key
+
+
+def inputs(study: Study = PHOTO) -> tuple[Input, ...]:
+    """The knob grid's JSON; the crops it names are checked as they are read."""
+    return (study.knob_grid,)
 
 
 def _frame(ax: Axes, color: str, width: float) -> None:
@@ -52,19 +58,28 @@ def _grid(sub: SubFigure, record: dict, draw, title: str) -> list[Axes]:
     return [ax for row in axes for ax in row]
 
 
-def figure(results: Path) -> Figure:
-    """Crops | changes | HR, built from ``figure_data/knob_grid.json`` and its PNG crops."""
-    record = read_json(results, KNOB_GRID)
+def _notes(record: dict, study: Study) -> str:
+    """Which image, box, sampler and checkpoint the grid shows ("raw" when neither colour fix nor back-projection)."""
+    knobs = record["knobs"]
+    raw = knobs["color_fix"] == "none" and not knobs["backproject"]
+    return (f"{study.knob.data} {record['image']}\nHR box {record['box']}\n{'raw sampler' if raw else 'sampler'}:\n"
+            f"{knobs['steps']} steps, seed {record['seed']}\ncolor_fix {knobs['color_fix']}, "
+            f"backproject {knobs['backproject']}\nckpt {record['ckpt'][:12]}")
+
+
+def figure(results: Path, study: Study = PHOTO) -> Figure:
+    """Crops | changes | HR, built from the study's knob-grid JSON and its PNG crops."""
+    record = read_json(results, study.knob_grid)
+    scores = study.knob.scores
     crops = {(c["w_spa"], c["w_sem"]): load_crop(results, c["file"]).astype(np.float64) for c in record["cells"]}
     neutral = crops[NEUTRAL]
-    knobs = record["knobs"]
     with figure_style():
         fig = new_figure(FULL_WIDTH, 3.9)
         left, middle, right = fig.subfigures(1, 3, width_ratios=[1.0, 1.0, 0.42], wspace=0.02)
 
         def crop(ax: Axes, cell: dict) -> None:
             ax.imshow(crops[cell["w_spa"], cell["w_sem"]].astype(np.uint8), interpolation="nearest")
-            ax.set_xlabel(f"{cell['psnr_y']:.2f} / {cell['niqe']:.2f}", fontsize=5, labelpad=1)
+            ax.set_xlabel(" / ".join(f"{cell[name]:.2f}" for name in scores), fontsize=5, labelpad=1)
 
         changes = {}
 
@@ -73,7 +88,7 @@ def figure(results: Path) -> Figure:
             changes["image"] = ax.imshow(diff, cmap="magma", vmin=0, vmax=CHANGE_RANGE, interpolation="nearest")
             ax.set_xlabel(f"mean {cell['mean_abs_change']:.2f}", fontsize=5, labelpad=1)
 
-        _grid(left, record, crop, "samples (caption: PSNR-Y dB / NIQE)")
+        _grid(left, record, crop, f"samples (caption: {' / '.join(SHORT.get(m, m) for m in scores)})")
         grid = _grid(middle, record, change, "|sample - neutral| on the crop (caption: whole-image mean)")
         middle.colorbar(changes["image"], ax=grid, location="bottom", fraction=0.03, shrink=0.6, pad=0.02,
                         label=f"8-bit levels (≥ {CHANGE_RANGE:g} shown as {CHANGE_RANGE:g})")
@@ -82,8 +97,5 @@ def figure(results: Path) -> Figure:
         _frame(hr, OKABE_ITO["black"], 0.6)
         hr.set_title("HR", fontsize=7)
         notes.set_axis_off()
-        notes.text(0.0, 1.0, f"kodak5 {record['image']}\nHR box {record['box']}\nraw sampler:\n"
-                   f"{knobs['steps']} steps, seed {record['seed']}\ncolor_fix {knobs['color_fix']}, "
-                   f"backproject {knobs['backproject']}\nckpt {record['ckpt'][:12]}", fontsize=5.5, va="top",
-                   transform=notes.transAxes)
+        notes.text(0.0, 1.0, _notes(record, study), fontsize=5.5, va="top", transform=notes.transAxes)
     return fig

@@ -1,9 +1,13 @@
-"""The perception-distortion plane: the PD sweep's every trial and Pareto front, the baselines, the ablation.
+"""The perception-distortion plane: the sweep's every trial and Pareto front, the baselines, the ablation.
 
-Points share an axes only when they share a protocol. (a) is the sweep's own evaluation (256-pixel
-kodak5 cuts, raw sampler): every trial, the front as a staircase, the presets, and the kodak5 suite's
-methods re-scored on those cuts (``make figure-data``). (b) is the full-image kodak5 table with the
-ablation variants, which are scored on full images; (c) zooms into the ablation cluster.
+Points share an axes only when they share a protocol. Photo study: (a) is the sweep's own evaluation
+(256-pixel kodak5 cuts, raw sampler): every trial, the front as a staircase, the presets, and the kodak5
+suite's methods re-scored on those cuts (``make figure-data``). (b) is the full-image kodak5 table with the
+ablation variants, which are scored on full images; (c) zooms into the ablation cluster. Probe study (no
+full-image table: its ablation is scored under its sweep's protocol, the whole probe set with the same
+metrics and steps under the model's own sampler): (a) the sweep with the ablation variants' means over
+seeds, ± one std in both metrics; (b) zooms into the variants. The sweep samples one model (the full
+variant's seed 0) at seed 0, the variants are means over their trained seeds.
 """
 
 from __future__ import annotations
@@ -18,17 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from spasemsr.figures.inputs import (
-    ABLATE,
-    EVAL,
-    FIGURE_DATA,
-    FIGURE_DATA_DIR,
-    FRONT,
-    Input,
-    number,
-    read_csv,
-    read_json,
-)
+from spasemsr.figures.inputs import Input, number, read_csv, read_json
+from spasemsr.figures.studies import PHOTO, Study
 from spasemsr.figures.style import (
     ABLATION_COLOR,
     FRONT_COLOR,
@@ -42,11 +37,11 @@ from spasemsr.figures.style import (
 )
 from spasemsr.metrics.registry import cost_sign, lower_better
 
-TRIALS = Input("pd_sweep_trials.csv", FIGURE_DATA)
-REFERENCE = Input(f"{FIGURE_DATA_DIR}/pd_reference.json", FIGURE_DATA)
-EVAL_TABLE = Input("kodak5_realesrgan.csv", EVAL)
-ABLATION_TABLE = Input("ablation.csv", ABLATE)
-INPUTS = (FRONT, TRIALS, REFERENCE, EVAL_TABLE, ABLATION_TABLE)
+
+def inputs(study: Study = PHOTO) -> tuple[Input, ...]:
+    """The files the plane of ``study`` reads (the photo-only panels' only where the study has them)."""
+    return tuple(item for item in (study.front, study.trials, study.reference, study.eval_table, study.ablation)
+                 if item is not None)
 
 
 @dataclass(frozen=True)
@@ -60,25 +55,31 @@ class Sweep:
     presets: dict[str, dict]
 
 
-def load_sweep(results: Path) -> Sweep:
+def load_sweep(results: Path, study: Study = PHOTO) -> Sweep:
     """The exported front with every trial; refused when the trials file is not of the same study state."""
-    record = read_json(results, FRONT)
+    record = read_json(results, study.front)
     trials = [{"trial": int(row["trial"]), "metrics": {k: float(v) for k, v in row.items()
                                                        if k in record["objectives"] and v}}
-              for row in read_csv(results, TRIALS) if row["state"] == "COMPLETE"]
+              for row in read_csv(results, study.trials) if row["state"] == "COMPLETE"]
     if len(trials) != record["complete_trials"] or not {r["trial"] for r in record["front"]} <= {
             t["trial"] for t in trials}:
-        raise ValueError(f"{TRIALS.path(results)} ({len(trials)} complete trials) is not the study "
-                         f"{FRONT.path(results)} was exported from ({record['complete_trials']}); run "
-                         f"`{FIGURE_DATA}` again")
+        raise ValueError(f"{study.trials.path(results)} ({len(trials)} complete trials) is not the study "
+                         f"{study.front.path(results)} was exported from ({record['complete_trials']}); run "
+                         f"`{study.trials.producer}` again")
     return Sweep(record["ckpt"], tuple(record["objectives"]), trials, record["front"], record["presets"])
 
 
 def table_rows(results: Path, item: Input) -> list[dict]:
-    """A results table (CSV of spasemsr.evaluation.table) as {name, means} rows, in table order."""
+    """A results table (CSV of spasemsr.evaluation.table) as rows in table order: name, means, ``spread`` (the
+    ``<metric>_std`` columns of a table over seeds, else empty), the seeds and the (first seed's) checkpoint."""
     skip = {"method", "dataset", "lr", "dataset_hash", "ckpt", "config", "seed", "knobs"}
-    return [{"name": row["method"], "means": {k: number(v) for k, v in row.items() if k not in skip and v}}
-            for row in read_csv(results, item)]
+    rows = []
+    for row in read_csv(results, item):
+        cells = {k: number(v) for k, v in row.items() if k not in skip and v}
+        rows.append({"name": row["method"], "means": {k: v for k, v in cells.items() if not k.endswith("_std")},
+                     "spread": {k.removesuffix("_std"): v for k, v in cells.items() if k.endswith("_std")},
+                     "seeds": row["seed"].split(","), "ckpt": row["ckpt"]})
+    return rows
 
 
 def staircase(points: Sequence[tuple[float, float]], objectives: Sequence[str]) -> list[tuple[float, float]]:
@@ -125,18 +126,38 @@ def plot_methods(ax: Axes, rows: Sequence[dict], objectives: Sequence[str], size
                    facecolors=mark.color if mark.filled else "white", edgecolors=mark.color)
 
 
-def plot_ablation(ax: Axes, rows: Sequence[dict], objectives: Sequence[str], numbered: bool) -> list[tuple]:
-    """The variants as small dots, numbered in table order when ``numbered``; returns their (x, y) points."""
+def plot_ablation(ax: Axes, rows: Sequence[dict], objectives: Sequence[str], numbered: bool,
+                  spread: bool = False) -> list[tuple]:
+    """The variants as small dots, numbered in table order when ``numbered``, with ± one std over seeds in both
+    metrics when ``spread`` (the sampling noise beside each point); returns their (x, y) points."""
     points = [_xy(row["means"], objectives) for row in rows]
     drawn = [p for p in points if p]
     ax.scatter(*zip(*drawn, strict=True), s=14 if numbered else 8, color=ABLATION_COLOR, zorder=4, linewidths=0,
                label=f"ablation variants ({len(drawn)})")
+    if spread:
+        bars = [(p, [row["spread"].get(m, 0.0) for m in objectives]) for p, row in zip(points, rows, strict=True) if p]
+        drawn_bars = ax.errorbar([p[0] for p, _ in bars], [p[1] for p, _ in bars], xerr=[e[0] for _, e in bars],
+                                 yerr=[e[1] for _, e in bars], fmt="none", ecolor=ABLATION_COLOR, elinewidth=0.6,
+                                 capsize=1.5, zorder=3)
+        for part in drawn_bars.lines[2]:
+            part.set_gid("ablation std")
     if numbered:
         for index, point in enumerate(points, 1):
             if point:
                 ax.annotate(str(index), point, xytext=(3, 2), textcoords="offset points", fontsize=6.5,
                             color="black")
     return drawn
+
+
+def _reach(rows: Sequence[dict], objectives: Sequence[str]) -> list[tuple[float, float]]:
+    """The corners of each variant's ± std box (its point where it has no spread): what a zoom must hold."""
+    corners = []
+    for row in rows:
+        point = _xy(row["means"], objectives)
+        if point:
+            dx, dy = (row["spread"].get(m, 0.0) for m in objectives)
+            corners += [(point[0] - dx, point[1] - dy), (point[0] + dx, point[1] + dy)]
+    return corners
 
 
 def _bounds(points: Sequence[tuple[float, float]], pad: float = 0.12) -> tuple[float, float, float, float]:
@@ -173,48 +194,106 @@ def _broken(fig: Figure, cell, spans: list[tuple[float, float]]) -> list[Axes]:
     return [top, bottom]
 
 
-def figure(results: Path) -> Figure:
-    """The three-panel PD plane; the Figure is returned so tests and notebooks can inspect its artists."""
-    sweep = load_sweep(results)
-    reference = read_json(results, REFERENCE)
-    if reference["sweep"]["ckpt"] != sweep.ckpt:
-        raise ValueError(f"{REFERENCE.path(results)} was scored for a sweep of checkpoint "
-                         f"{reference['sweep']['ckpt'][:16]}, not {sweep.ckpt[:16]}; run `{FIGURE_DATA}` again")
-    table, ablation = table_rows(results, EVAL_TABLE), table_rows(results, ABLATION_TABLE)
-    x_metric, y_metric = sweep.objectives
-    raw = [r for r in table if "raw" in r["name"]]
+def figure(results: Path, study: Study = PHOTO) -> Figure:
+    """The study's PD plane (three panels for the photo study, two where the ablation shares the sweep's protocol);
+    the Figure is returned so tests and notebooks can inspect its artists."""
+    sweep, ablation = load_sweep(results, study), table_rows(results, study.ablation)
     with figure_style():
         fig = new_figure(FULL_WIDTH, 4.1)
-        grid = fig.add_gridspec(2, 3, height_ratios=[3.0, 0.9])
-        sweep_y = [t["metrics"][y_metric] for t in sweep.trials] + [p[1] for p in (
-            _xy(r["means"], sweep.objectives) for r in reference["rows"]) if p]
-        sweep_axes = _broken(fig, grid[0, 0], split_range(sweep_y))
-        for ax in sweep_axes:
-            plot_sweep(ax, sweep, label_presets=ax is sweep_axes[-1])
-            plot_methods(ax, reference["rows"], sweep.objectives)
-        cut = reference["sweep"]["eval"]["crop"]
-        sweep_axes[0].set_title(f"(a) PD sweep, {len(sweep.trials)} trials:\nkodak5 {cut}-px cuts, raw sampler")
-        ax_table, ax_zoom = fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[0, 2])
-        plot_methods(ax_table, table, sweep.objectives)
-        cluster = plot_ablation(ax_table, ablation, sweep.objectives, numbered=False)
-        x0, x1, y0, y1 = _bounds(cluster + [p for p in (_xy(r["means"], sweep.objectives) for r in raw) if p])
-        ax_table.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=0.7, color="0.3"))
-        ax_table.annotate("(c)", (x0, y1), xytext=(0, 2), textcoords="offset points", fontsize=6.5, color="0.3")
-        ax_table.set_title("(b) kodak5 full images:\nsuite methods and ablation")
-        plot_methods(ax_zoom, raw, sweep.objectives)
-        plot_ablation(ax_zoom, ablation, sweep.objectives, numbered=True)
-        ax_zoom.set_xlim(x0, x1)
-        ax_zoom.set_ylim(y0, y1)
-        ax_zoom.set_title("(c) zoom on the ablation variants\n(raw sampler, numbered as in the key)")
-        for ax in (*sweep_axes, ax_table, ax_zoom):
-            ax.grid(True, lw=0.3, color="0.85")
-        for ax in (sweep_axes[-1], ax_table, ax_zoom):
-            ax.set_xlabel(axis_label(x_metric))
-        sweep_axes[-1].set_ylabel(axis_label(y_metric), y=0.6)
-        for ax in (ax_table, ax_zoom):
-            ax.set_ylabel(f"{metric_name(y_metric)} {'↓' if lower_better(y_metric) else '↑'}")
-        _legends(fig.add_subplot(grid[1, :]), [*sweep_axes, ax_table], [row["name"] for row in ablation])
+        if study.eval_table is None:
+            _shared_protocol(fig, results, study, sweep, ablation)
+        else:
+            _photo(fig, results, study, sweep, ablation)
     return fig
+
+
+def _sweep_panel(fig: Figure, cell, sweep: Sweep, extra_y: Sequence[float]) -> list[Axes]:
+    """The sweep's axes (broken where its points and ``extra_y`` leave a wide gap), trials, front and presets drawn."""
+    axes = _broken(fig, cell, split_range([t["metrics"][sweep.objectives[1]] for t in sweep.trials] + list(extra_y)))
+    for ax in axes:
+        plot_sweep(ax, sweep, label_presets=ax is axes[-1])
+    return axes
+
+
+def _zoom(ax: Axes, bounds: tuple[float, float, float, float], title: str) -> None:
+    """Limit ``ax`` to ``bounds`` (x0, x1, y0, y1) and name what it zooms into."""
+    ax.set_xlim(bounds[0], bounds[1])
+    ax.set_ylim(bounds[2], bounds[3])
+    ax.set_title(title)
+
+
+def _outline(ax: Axes, bounds: tuple[float, float, float, float], name: str) -> None:
+    """The zoomed region as a dashed box on ``ax``, captioned with the zoom panel's name."""
+    x0, x1, y0, y1 = bounds
+    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=0.7, color="0.3"))
+    ax.annotate(name, (x0, y1), xytext=(0, 2), textcoords="offset points", fontsize=6.5, color="0.3")
+
+
+def _photo(fig: Figure, results: Path, study: Study, sweep: Sweep, ablation: list[dict]) -> None:
+    """(a) sweep with the suite re-scored on its cuts, (b) the full-image table with the ablation, (c) a zoom."""
+    reference = read_json(results, study.reference)
+    if reference["sweep"]["ckpt"] != sweep.ckpt:
+        raise ValueError(f"{study.reference.path(results)} was scored for a sweep of checkpoint "
+                         f"{reference['sweep']['ckpt'][:16]}, not {sweep.ckpt[:16]}; run "
+                         f"`{study.reference.producer}` again")
+    table = table_rows(results, study.eval_table)
+    raw = [r for r in table if "raw" in r["name"]]
+    grid = fig.add_gridspec(2, 3, height_ratios=[3.0, 0.9])
+    sweep_axes = _sweep_panel(fig, grid[0, 0], sweep, [p[1] for p in (
+        _xy(r["means"], sweep.objectives) for r in reference["rows"]) if p])
+    for ax in sweep_axes:
+        plot_methods(ax, reference["rows"], sweep.objectives)
+    cut = reference["sweep"]["eval"]["crop"]
+    sweep_axes[0].set_title(f"(a) PD sweep, {len(sweep.trials)} trials:\nkodak5 {cut}-px cuts, raw sampler")
+    ax_table, ax_zoom = fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[0, 2])
+    plot_methods(ax_table, table, sweep.objectives)
+    cluster = plot_ablation(ax_table, ablation, sweep.objectives, numbered=False)
+    bounds = _bounds(cluster + [p for p in (_xy(r["means"], sweep.objectives) for r in raw) if p])
+    _outline(ax_table, bounds, "(c)")
+    ax_table.set_title("(b) kodak5 full images:\nsuite methods and ablation")
+    plot_methods(ax_zoom, raw, sweep.objectives)
+    plot_ablation(ax_zoom, ablation, sweep.objectives, numbered=True)
+    _zoom(ax_zoom, bounds, "(c) zoom on the ablation variants\n(raw sampler, numbered as in the key)")
+    _finish(fig.add_subplot(grid[1, :]), sweep_axes, [ax_table, ax_zoom], sweep.objectives, ablation)
+
+
+def _shared_protocol(fig: Figure, results: Path, study: Study, sweep: Sweep, ablation: list[dict]) -> None:
+    """(a) the sweep with the ablation's means ± std over seeds on its axes, (b) a zoom on the variants.
+
+    Refused unless the swept model is one the ablation scored (its full variant's first seed), so the
+    two share a model as well as the protocol.
+    """
+    if sweep.ckpt not in {row["ckpt"] for row in ablation}:
+        raise ValueError(f"{study.front.path(results)} was swept on checkpoint {sweep.ckpt[:16]}, which "
+                         f"no row of {study.ablation.name} was scored with; sweep the ablation's full model "
+                         f"({study.sweep}) again and export it: {study.front.producer}")
+    grid = fig.add_gridspec(2, 2, height_ratios=[3.0, 0.9])
+    reach = _reach(ablation, sweep.objectives)
+    sweep_axes = _sweep_panel(fig, grid[0, 0], sweep, [p[1] for p in reach])
+    bounds = _bounds(reach)
+    for ax in sweep_axes:
+        plot_ablation(ax, ablation, sweep.objectives, numbered=False, spread=True)
+        _outline(ax, bounds, "(b)")
+    seeds = max(len(row["seeds"]) for row in ablation)
+    sweep_axes[0].set_title(f"(a) {study.name} sweep, {len(sweep.trials)} trials, and the ablation\n"
+                            f"(mean ± std over {seeds} seeds), all on the {study.knob.data} set")
+    ax_zoom = fig.add_subplot(grid[0, 1])
+    plot_ablation(ax_zoom, ablation, sweep.objectives, numbered=True, spread=True)
+    _zoom(ax_zoom, bounds, "(b) zoom on the ablation variants\n(± std over seeds, numbered as in the key)")
+    _finish(fig.add_subplot(grid[1, :]), sweep_axes, [ax_zoom], sweep.objectives, ablation)
+
+
+def _finish(legend: Axes, sweep_axes: list[Axes], others: list[Axes], objectives: Sequence[str],
+            ablation: Sequence[dict]) -> None:
+    """Grids, axis labels (directions from the registry) and the legend strip, the same for every study."""
+    for ax in (*sweep_axes, *others):
+        ax.grid(True, lw=0.3, color="0.85")
+    for ax in (sweep_axes[-1], *others):
+        ax.set_xlabel(axis_label(objectives[0]))
+    sweep_axes[-1].set_ylabel(axis_label(objectives[1]), y=0.6)
+    for ax in others:
+        ax.set_ylabel(f"{metric_name(objectives[1])} {'↓' if lower_better(objectives[1]) else '↑'}")
+    _legends(legend, [*sweep_axes, *others[:1]], [row["name"] for row in ablation])
 
 
 def _legends(ax: Axes, sources: Sequence[Axes], variants: Sequence[str]) -> None:

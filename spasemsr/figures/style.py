@@ -65,7 +65,8 @@ BETTER_COLOR, WORSE_COLOR = OKABE_ITO["blue"], OKABE_ITO["orange"]
 
 METRIC_NAMES = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB (dB)",
                 "lr_consistency": "LR consistency (dB)", "niqe": "NIQE", "piqe": "PIQE", "lpips": "LPIPS",
-                "dists": "DISTS", "musiq": "MUSIQ", "maniqa": "MANIQA", "clipiqa": "CLIP-IQA", "pi": "PI"}
+                "dists": "DISTS", "musiq": "MUSIQ", "maniqa": "MANIQA", "clipiqa": "CLIP-IQA", "pi": "PI",
+                "texture_acc": "texture accuracy"}
 
 
 def metric_name(metric: str) -> str:
