@@ -50,8 +50,8 @@ class TextGuidance:
     # add each query's own position (encoded by box_encoder) to the attentions over e_spa, so queries can match the
     # boxes (issue #19); off in exports made before it, whose configs lack the key
     query_position: bool = False
-    # each query of the attentions over e_spa attends only to the tags whose box holds it (and the null prompt): a
-    # hard version of eDiff-I's paint-with-words; off in exports made before it (issue #19)
+    # each query of the attentions over e_spa attends only to the tags whose box holds it, or to the null prompt where
+    # no box does: a hard version of eDiff-I's paint-with-words; off in exports made before it (issue #19)
     box_mask: bool = False
     max_objects: int = 8
     train_grounder: str = "auto"  # the grounder of training (annotations: the bundled set's hand-checked boxes)
