@@ -37,6 +37,8 @@ def stages(ship: Path = TINY) -> dict[str, tuple[str, int, list[str]]]:
         "spasemsr": ("spasemsr.yaml", 6000, [
             f"profile.backbone_path={ship}/prior", f"model.drm={ship}/drm/drm",
             f"model.text.describer_options.estimator.path={ship}/estimator/estimator", *COSINE,
+            # issue #18 item 4: ground training crops as inference does (the auto grounder on DRM(LR))
+            "model.text.train_grounding=drm_lr",
         ]),
     }
 
