@@ -8,6 +8,8 @@ ABLATE ?= ablation
 ABLATE_BUDGET ?= full
 ABLATE_OUT ?= experiments/results
 ABLATE_RUNS ?= runs/$(ABLATE)
+# ablation runs at once (worker processes); the probe is a CPU study: 2 jobs on 2 cores
+ABLATE_JOBS ?= $(if $(filter probe,$(ABLATE)),2,1)
 SWEEP_STORAGE ?= sqlite:///runs/sweeps/optuna.db
 SWEEP_STUDY ?= pd_sweep
 SWEEP_TRIALS ?= 24
@@ -59,7 +61,7 @@ eval: install  ## kodak5 table (bicubic, DRM, Real-ESRGAN x4plus, RealSR, Contro
 
 ablate: install  ## ablation table (experiments/$(ABLATE).yaml; ABLATE=probe: the guidance probe); ABLATE_BUDGET=smoke|full
 	$(BIN)/spasemsr ablate --experiment experiments/$(ABLATE).yaml --budget $(ABLATE_BUDGET) --out $(ABLATE_OUT) \
-		--runs $(ABLATE_RUNS)
+		--runs $(ABLATE_RUNS) --jobs $(ABLATE_JOBS)
 
 sweep: install  ## PD sweep of the shipped SpaSemSR (experiments/pd_sweep.yaml), then its front + upscale presets
 	$(BIN)/spasemsr sweep --storage $(SWEEP_STORAGE) --study $(SWEEP_STUDY) --n-trials $(SWEEP_TRIALS)

@@ -110,7 +110,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
     reevaluate = "rescore" if args.rescore else "resample" if args.resample else None
     run_ablation(args.experiment, args.budget, args.out, args.runs, _names(args.only), _names(args.rerun),
-                 reevaluate)
+                 reevaluate, args.jobs)
     return 0
 
 
@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--runs", default="runs/ablation", help="parent folder of the training runs (TensorBoard)")
     ab.add_argument("--only", help="comma-separated variants to run (default: all)")
     ab.add_argument("--rerun", help="comma-separated variants (or all) to retrain afresh, e.g. after a code change")
+    ab.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes sharing the CPU cores "
+                    "(2 on a 2-core machine halves a CPU study's time; keep 1 on one GPU)")
     again = ab.add_mutually_exclusive_group()
     again.add_argument("--rescore", action="store_true",
                        help="re-score complete variants' saved SR images under the current metrics (no sampling)")

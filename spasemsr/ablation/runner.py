@@ -15,11 +15,16 @@ change).
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from spasemsr.ablation.spec import AblationSpec, load_spec, seeds_of
@@ -128,8 +133,14 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
 
 
 def run_ablation(experiment: str | Path, budget: str, out: str | Path, runs: str | Path,
-                 only: Sequence[str] = (), rerun: Sequence[str] = (), reevaluate: str | None = None) -> list[dict]:
-    """Every variant (or ``only`` those) under ``budget``, then the tables of all complete ones."""
+                 only: Sequence[str] = (), rerun: Sequence[str] = (), reevaluate: str | None = None,
+                 jobs: int = 1) -> list[dict]:
+    """Every variant (or ``only`` those) under ``budget``, then the tables of all complete ones.
+
+    ``jobs`` > 1 runs that many (variant, seed) runs at once in worker processes sharing the CPU cores (the tiny
+    models train as fast on one thread as on two, so two jobs on two cores halve a CPU study's time); knob rows
+    run after the trainings they evaluate.
+    """
     spec = load_spec(experiment)
     if budget not in spec.budgets:
         raise ConfigError(f"unknown budget {budget!r}; valid: {sorted(spec.budgets)}")
@@ -138,10 +149,33 @@ def run_ablation(experiment: str | Path, budget: str, out: str | Path, runs: str
         raise ConfigError(f"unknown variant(s) {unknown}; valid: {list(spec.variants)}")
     out, runs = Path(out), Path(runs)
     names = list(only) or list(spec.variants)
-    rows = [run_variant(spec, name, budget, runs, out, name in rerun or "all" in rerun, reevaluate, seed)
-            for name in names for seed in seeds_of(spec)]
+    pairs = [(name, seed) for name in names for seed in seeds_of(spec)]
+    trained = [[pair] for pair in pairs if not spec.variants[pair[0]].train_as]
+    knob_rows: dict[tuple[str, int], list[tuple[str, int]]] = {}  # one job per model: its rows one after another
+    for name, seed in pairs:
+        if spec.variants[name].train_as:
+            knob_rows.setdefault((spec.variants[name].train_as, seed), []).append((name, seed))
+    run = partial(_run_pairs, str(experiment), budget, str(runs), str(out), tuple(rerun), reevaluate)
+    rows = []
+    for phase in (trained, list(knob_rows.values())):
+        if jobs > 1 and len(phase) > 1:
+            context = multiprocessing.get_context("spawn")
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
+                                     initargs=(threads,)) as pool:
+                rows += [row for done in pool.map(run, phase) for row in done]
+        else:
+            rows += [row for job in phase for row in run(job)]
     write_ablation_tables(spec, budget, out, runs)
     return rows
+
+
+def _run_pairs(experiment: str, budget: str, runs: str, out: str, rerun: tuple[str, ...], reevaluate: str | None,
+               pairs: list[tuple[str, int]]) -> list[dict]:
+    """One job of ``run_ablation``: its (variant, seed) runs in order (a worker process re-reads the spec)."""
+    spec = load_spec(experiment)
+    return [run_variant(spec, name, budget, Path(runs), Path(out), name in rerun or "all" in rerun, reevaluate, seed)
+            for name, seed in pairs]
 
 
 def write_ablation_tables(spec: AblationSpec, budget: str, out: Path, runs: Path) -> None:

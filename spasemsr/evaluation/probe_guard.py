@@ -62,3 +62,11 @@ def region_denoising_error(module, images: int = 8, shuffle: bool = False) -> di
         inside.append(error[mask].mean())
         outside.append(error[~mask].mean())
     return {"textured": float(torch.stack(inside).mean()), "flat": float(torch.stack(outside).mean())}
+
+
+def spatial_gap(module, images: int = 8) -> float:
+    """How much larger the in-region ε error gets when each tag is handed another region's box: about 1 for a
+    model that reads its boxes (0.086 -> 0.183 after 300 steps at lr 5e-4), about 0 for one whose spatial path is
+    broken (trained with shuffled boxes, tags without boxes, or boxes that never reach the attention)."""
+    true = region_denoising_error(module, images)["textured"]
+    return region_denoising_error(module, images, shuffle=True)["textured"] / true - 1
