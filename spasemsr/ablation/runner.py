@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,7 +23,6 @@ from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from spasemsr.ablation.spec import AblationSpec, load_spec, seeds_of
@@ -34,6 +32,7 @@ from spasemsr.evaluation.evaluate import evaluate
 from spasemsr.evaluation.spec import EvalSpec
 from spasemsr.evaluation.table import write_tables
 from spasemsr.utils.atomic import atomic_write_text
+from spasemsr.utils.cores import threads_per_worker, use_threads
 
 
 def table_stem(spec: AblationSpec, budget: str) -> str:
@@ -160,9 +159,8 @@ def run_ablation(experiment: str | Path, budget: str, out: str | Path, runs: str
     for phase in (trained, list(knob_rows.values())):
         if jobs > 1 and len(phase) > 1:
             context = multiprocessing.get_context("spawn")
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
-                                     initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=use_threads,
+                                     initargs=(threads_per_worker(jobs),)) as pool:
                 rows += [row for done in pool.map(run, phase) for row in done]
         else:
             rows += [row for job in phase for row in run(job)]

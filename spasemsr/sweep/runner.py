@@ -25,6 +25,7 @@ from spasemsr.sweep.objective import directions
 from spasemsr.sweep.spec import SweepSpec, load_sweep_spec
 from spasemsr.sweep.storage import open_storage, requeue_dead_local_trials
 from spasemsr.utils.atomic import atomic_path, atomic_write_text
+from spasemsr.utils.cores import threads_per_worker, use_threads
 from spasemsr.utils.seeding import stream_seed
 
 
@@ -98,6 +99,12 @@ def run_worker(experiment: str, storage: str, name: str, n_trials: int, model: s
     return completed(study)
 
 
+def _worker_process(threads: int, *args) -> None:
+    """A spawned worker: its share of the cores, then ``run_worker``."""
+    use_threads(threads)
+    run_worker(*args)
+
+
 def run_sweep(experiment: str, storage: str, name: str, n_trials: int, workers: int = 1, model: str | None = None,
               device: str = "cpu", tensorboard: str | None = None, first_index: int = 0) -> int:
     """``workers`` processes (spawned; 1 runs here) against one study; returns its number of complete trials.
@@ -111,7 +118,9 @@ def run_sweep(experiment: str, storage: str, name: str, n_trials: int, workers: 
     liveness = load_sweep_spec(experiment).liveness
     open_storage(storage, liveness)  # create the tables once, before workers race
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=run_worker, args=(*args, first_index + i)) for i in range(workers)]
+    threads = threads_per_worker(workers)
+    processes = [context.Process(target=_worker_process, args=(threads, *args, first_index + i))
+                 for i in range(workers)]
     for process in processes:
         process.start()
     for process in processes:
