@@ -368,7 +368,7 @@ def test_probe_ablation_bars_show_each_seed_beside_each_bar(probe_results):
                      pytest.approx([-0.40 - 0.02, -0.40, -0.40 + 0.02])]
     fig = ablation_bars.figure(probe_results, PROBE)
     titles = [ax.get_title() for ax in fig.axes]
-    assert any(t.startswith("texture accuracy, higher is better") and "0.8 ± 0.01" in t for t in titles)
+    assert any(t.startswith("texture accuracy,\nhigher is better") and "0.8 ± 0.01" in t for t in titles)
     dots = _gid(fig, "units")
     assert len(dots) == 2 * 3 and all(len(d.get_offsets()) == len(PROBE_SEEDS) for d in dots)  # 3 metrics x 2
     assert "mean over 3 seeds; dots: each seed" in fig.get_suptitle()

@@ -81,7 +81,8 @@ def _title(base: dict, metric: str) -> str:
     """The metric, its direction, and the reference's own value (± its std over seeds where it has one)."""
     spread = base.get("spread", {}).get(metric)
     value = f"{base['means'][metric]:.4g}" + ("" if spread is None else f" ± {spread:.2g}")
-    return f"{axis_label(metric)}\n{base['name']}: {value}"
+    label = axis_label(metric).replace(", ", ",\n", 1)  # short lines, so three panels abreast fit the page
+    return f"{label}\n{base['name']}:\n{value}"
 
 
 def figure(results: Path, study: Study = PHOTO) -> Figure:

@@ -79,7 +79,7 @@ def figure(results: Path, study: Study = PHOTO) -> Figure:
 
         def crop(ax: Axes, cell: dict) -> None:
             ax.imshow(crops[cell["w_spa"], cell["w_sem"]].astype(np.uint8), interpolation="nearest")
-            ax.set_xlabel(" / ".join(f"{cell[name]:.2f}" for name in scores), fontsize=5, labelpad=1)
+            ax.set_xlabel(" / ".join(f"{cell[name]:.3g}" for name in scores), fontsize=5, labelpad=1)  # fits 3 scores
 
         changes = {}
 

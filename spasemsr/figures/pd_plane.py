@@ -13,6 +13,7 @@ variant's seed 0) at seed 0, the variants are means over their trained seeds.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from spasemsr.figures.style import (
     new_figure,
 )
 from spasemsr.metrics.registry import cost_sign, lower_better
+
+KEY_WRAP = 40  # characters per line of an ablation label in the key: four columns must fit the page width
 
 
 def inputs(study: Study = PHOTO) -> tuple[Input, ...]:
@@ -308,5 +311,6 @@ def _legends(ax: Axes, sources: Sequence[Axes], variants: Sequence[str]) -> None
     ax.add_artist(marks)
     key = [Line2D([], [], ls="none", marker=f"${i}$", color=ABLATION_COLOR, markersize=5)
            for i in range(1, len(variants) + 1)]
-    ax.legend(key, variants, loc="lower center", ncol=4, handletextpad=0.2, columnspacing=1.0, fontsize=6,
+    labels = [textwrap.fill(name, KEY_WRAP) for name in variants]
+    ax.legend(key, labels, loc="lower center", ncol=4, handletextpad=0.2, columnspacing=1.0, fontsize=6,
               borderaxespad=0)
