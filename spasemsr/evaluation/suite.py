@@ -1,11 +1,12 @@
 """The kodak5 benchmark: every shipped method under both LR recipes, one table per recipe.
 
-``python -m spasemsr.evaluation.suite --out experiments/results [--steps N] [--sets kodak5,unseen]`` evaluates
-bicubic, the DRM, the pretrained Real-ESRGAN x4plus and RealSR, the ControlNet-SR baseline and SpaSemSR (each
-as shipped and raw) from ``weights/tiny/`` on kodak5 (and, asked for, the ``unseen`` photos no training or
-tuning reads) with ``lr=realesrgan`` and ``lr=bicubic``, writing ``<out>/<set>_<lr>.md`` and ``.csv`` and each
-run's files under ``<out>/<set>_<lr>/<method>/``. A method whose weights folder is missing is skipped with a message on
-stderr and a line in the table file, never silently.
+``python -m spasemsr.evaluation.suite --out experiments/results [--steps N] [--sets kodak5,unseen] [--lr L]``
+evaluates bicubic, the DRM, the pretrained Real-ESRGAN x4plus and RealSR, the ControlNet-SR baseline and
+SpaSemSR (each as shipped and raw; SpaSemSR also from an x4plus start) from ``weights/tiny/`` on kodak5 (and,
+asked for, the ``unseen`` photos no training or tuning reads) with ``lr=realesrgan`` and ``lr=bicubic``
+(``--lr`` picks), writing ``<out>/<set>_<lr>.md`` and ``.csv`` and each run's files under
+``<out>/<set>_<lr>/<method>/``. A method whose weights folder is missing is skipped with a message on stderr and
+a line in the table file, never silently.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from pathlib import Path
 from spasemsr.evaluation.datasets import BUNDLED_SETS, LR_RECIPES, EvalSet, bundled_set
 from spasemsr.evaluation.evaluate import evaluate
 from spasemsr.evaluation.table import write_tables
+from spasemsr.metrics.artifacts import dark_dots
 from spasemsr.weights.table import TINY
 
 RAW = {"color_fix": "none", "backproject": 0}
 """Knobs of the bare model: its sample as decoded, without colour fix or back-projection (sampler=raw)."""
+DRM_START = {"start_image": "drm", "start_t": 0.5}
+"""Restore-then-generate: sampling starts from the DRM's restoration noised half-way (start_t fixed a priori, not
+tuned on any evaluation set)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class SuiteMethod:
     kind: str  # restorer | diffusion
     weights: str | None  # folder under the shipped root, None for bicubic
     knobs: dict = field(default_factory=dict)  # over the export's own sampler settings
+    drm: str | None = None  # a DRM swapped into the export (``evaluate --drm``), None: the export's own
 
 
 METHODS: tuple[SuiteMethod, ...] = (
@@ -44,9 +50,14 @@ METHODS: tuple[SuiteMethod, ...] = (
     SuiteMethod("controlnet_sr", "ControlNet-SR", "diffusion", "controlnet_sr"),
     SuiteMethod("spasemsr_raw", "SpaSemSR (raw)", "diffusion", "spasemsr", RAW),
     SuiteMethod("spasemsr", "SpaSemSR", "diffusion", "spasemsr"),
+    SuiteMethod("spasemsr_x4plus_start_raw", "SpaSemSR, x4plus start (raw)", "diffusion", "spasemsr",
+                {**RAW, **DRM_START}, "realesrgan_x4plus"),
+    SuiteMethod("spasemsr_x4plus_start", "SpaSemSR, x4plus start", "diffusion", "spasemsr", DRM_START,
+                "realesrgan_x4plus"),
 )
 """Every row of the tables: bicubic, the real pretrained peers (Real-ESRGAN x4plus, RealSR, from PyPI wheels), our
-models; the diffusion models both as shipped (configs/sampler/consistent.yaml) and raw."""
+models; the diffusion models both as shipped (configs/sampler/consistent.yaml) and raw, SpaSemSR also started
+from Real-ESRGAN x4plus's restoration (restore-then-generate, with x4plus as its DRM for grounding too)."""
 
 
 def suite_method(folder: str, kind: str, path: Path | None) -> str:
@@ -56,9 +67,15 @@ def suite_method(folder: str, kind: str, path: Path | None) -> str:
     return str(path) if kind == "diffusion" else f"{folder}:{path}"
 
 
-def bundled_sets(names: Sequence[str] = ("kodak5",)) -> dict[str, EvalSet]:
-    """The named bundled sets under every LR recipe, keyed by the name their table files get."""
-    return {f"{name}_{lr}": bundled_set(name, lr) for name in names for lr in LR_RECIPES}
+def bundled_sets(names: Sequence[str] = ("kodak5",), recipes: Sequence[str] = LR_RECIPES) -> dict[str, EvalSet]:
+    """The named bundled sets under the LR recipes (default: all), keyed by the name their table files get."""
+    return {f"{name}_{lr}": bundled_set(name, lr) for name in names for lr in recipes}
+
+
+def hr_dark_dots(dataset: EvalSet) -> str:
+    """The table line giving the HR's own dark-dot count: the level an SR's ``dark_dots`` is held to."""
+    counts = [float(dark_dots(image.hr[None], dataset.scale)[0]) for image in dataset]
+    return f"HR itself: dark_dots {sum(counts) / len(counts):.4g} per image (the level an SR should not exceed)"
 
 
 def _kept_row(folder: Path, entry: SuiteMethod, dataset: EvalSet) -> dict | None:
@@ -101,11 +118,12 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = T
                 continue
             method = suite_method(entry.folder, entry.kind, path)
             knobs = {**entry.knobs, **({"steps": steps} if steps and entry.kind == "diffusion" else {})}
-            print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs})")
+            swap = f", drm {entry.drm}" if entry.drm else ""
+            print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs}{swap})")
             rows.append({"name": entry.label,
                          **evaluate(method, dataset, None, out / label / entry.folder, knobs, device=device,
-                                   rescore=rescore)})
-        write_tables(rows, out / label, title=label, footer=skipped)
+                                   rescore=rescore, drm=entry.drm)})
+        write_tables(rows, out / label, title=label, footer=[hr_dark_dots(dataset), *skipped])
         tables[label] = rows
     return tables
 
@@ -121,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated suite methods to evaluate (the others' earlier results are "
                                        f"kept in the tables): {', '.join(entry.folder for entry in METHODS)}")
     parser.add_argument("--sets", default="kodak5", help=f"comma-separated bundled sets: {', '.join(BUNDLED_SETS)}")
+    parser.add_argument("--lr", default=",".join(LR_RECIPES), help="comma-separated LR recipes (default: all)")
     args = parser.parse_args(argv)
-    only = [name.strip() for name in args.only.split(",")] if args.only else None
-    sets = bundled_sets([name.strip() for name in args.sets.split(",")])
+    only, names, recipes = ([part.strip() for part in text.split(",")] if text else None
+                            for text in (args.only, args.sets, args.lr))
+    sets = bundled_sets(names, recipes)
     run_suite(args.out, args.steps, args.weights, sets, device=args.device, rescore=args.rescore, only=only)
     return 0
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from spasemsr.config.knobs import NEUTRAL_KNOBS
+from spasemsr.config.knobs import KNOBS
 from spasemsr.metrics.registry import METRICS, lower_better
 from spasemsr.utils.atomic import atomic_path, atomic_write_text
 
@@ -85,11 +85,11 @@ def latex_table(rows: Sequence[dict]) -> str:
 
 
 def _knob_note(knobs: dict | None) -> str:
-    """Steps plus the knobs that differ from their neutral values, e.g. ', knobs steps=20 backproject=3'."""
+    """Steps, a swapped DRM and the knobs that differ from their defaults, e.g. ', knobs steps=20 backproject=3'."""
     if not knobs:
         return ""
     moved = [f"{k}={v}" for k, v in knobs.items()
-             if k in ("steps", "drm") or (k in NEUTRAL_KNOBS and v != NEUTRAL_KNOBS[k])]
+             if k in ("steps", "drm") or (k in KNOBS and v != KNOBS[k].default)]
     return ", knobs " + " ".join(moved)
 
 

@@ -46,7 +46,25 @@ def _load_classifier(spec: str) -> tuple[torch.nn.Module, list[str]]:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except (RuntimeError, OSError) as err:
         raise RuntimeError(f"{path}: expected torchvision's mobilenet_v2-b0353104.pth state dict ({err})") from err
-    return model.eval(), list(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+    categories = list(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+    return _fold_batchnorms(model.eval()), categories
+
+
+def _fold_batchnorms(module: torch.nn.Module) -> torch.nn.Module:
+    """Fold every eval-mode BatchNorm into the convolution before it: the same outputs (to float rounding)
+    at about 1.5x the speed on CPU, where the grounder costs most of a ``train_grounding=drm_lr`` step."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for child in module.children():
+        _fold_batchnorms(child)
+    if isinstance(module, torch.nn.Sequential):
+        names = list(module._modules)
+        for conv_name, norm_name in zip(names, names[1:], strict=False):
+            conv, norm = module._modules[conv_name], module._modules[norm_name]
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+                module._modules[conv_name] = fuse_conv_bn_eval(conv, norm)
+                module._modules[norm_name] = torch.nn.Identity()
+    return module
 
 
 def _load_cascade(folder: str | None, name: str):
