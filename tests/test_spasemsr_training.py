@@ -91,3 +91,24 @@ def test_the_training_grounder_sees_the_hr_crop_or_drm_lr_as_inference_does(spas
     expected = SpaSemSRConditioner(module.net, 4, None, None, restorer).cleaned(batch["lr"])
     assert seen[1].shape == batch["hr"].shape and torch.equal(seen[1], expected)
     assert not torch.allclose(seen[1], batch["hr"])
+
+
+def test_drm_lr_photo_grounds_each_whole_photo_once_per_draw_as_inference_sizes_it(spasem_cfg):
+    """train_grounding=drm_lr_photo: the grounder sees DRM(LR) of whole photos (at most grounding_side), never crops."""
+    from omegaconf import OmegaConf
+
+    from spasemsr.data.images import image_size
+
+    cfg = OmegaConf.merge(spasem_cfg, {"model": {"drm": "tiny", "text": {
+        "train_grounding": "drm_lr_photo", "train_grounding_draws": 2, "grounding_side": 256}}})
+    module, batch = _module_and_batch(cfg)
+    grounder, _ = module.text_backends()
+    seen = []
+    module._backends = (module.device, lambda images, g=grounder, **_: seen.append(images.shape) or g(images), None)
+    module._conditions(batch, torch.Generator().manual_seed(0))
+    module._conditions(batch, torch.Generator().manual_seed(1))
+    photos = sorted(set(batch["path"]))
+    assert len(seen) == 2 * len(photos)  # two draws per photo, then served from the cache
+    for shape, path in zip(seen, [p for p in photos for _ in range(2)], strict=True):
+        width, height = image_size(path)
+        assert shape[0] == 1 and max(shape[-2:]) <= 256 and abs(shape[-1] / shape[-2] - width / height) < 0.05

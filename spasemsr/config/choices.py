@@ -22,7 +22,8 @@ FROZEN_DTYPE_NAMES = ("float32", "bfloat16", "float16")
 LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")  # diffusers.optimization.get_scheduler names
 SPATIAL_MODES = ("none", "tags", "tags_boxes")
 BOX_ENCODERS = ("sinusoidal", "linear")
-TRAIN_GROUNDING_INPUTS = ("hr", "drm_lr")  # what the training grounder sees: the HR crop, or DRM(LR) as at inference
+# what the training grounder sees: the HR crop, DRM(LR) of the crop, or DRM(LR) of the crop's whole photo (as inference)
+TRAIN_GROUNDING_INPUTS = ("hr", "drm_lr", "drm_lr_photo")
 
 CHOICES: dict[str, Iterable[str]] = {
     "data.source": DATA_SOURCES,

@@ -55,10 +55,14 @@ class TextGuidance:
     box_mask: bool = False
     max_objects: int = 8
     train_grounder: str = "auto"  # the grounder of training (annotations: the bundled set's hand-checked boxes)
-    # what it sees: hr (the HR crop) | drm_lr (model.drm applied to the training LR: what inference grounds)
+    # what it sees: hr (the HR crop) | drm_lr (model.drm applied to the crop's training LR) | drm_lr_photo (DRM(LR)
+    # of the crop's whole photo, degraded as in training and sized by grounding_side: what inference grounds; each
+    # photo is grounded once per draw and crops take the boxes that fall in them)
     train_grounding: str = "hr"
+    train_grounding_draws: int = 4  # drm_lr_photo: degradations drawn (and grounded) per training photo
     infer_grounder: str = "auto"  # sees DRM(LR) at inference
-    grounding_side: int = 1024  # inference: DRM(LR) for the grounder is at most this long a side (0 = full size)
+    grounding_side: int = 1024  # DRM(LR) for the grounder is at most this long a side (0 = full size): inference,
+    # drm_lr and drm_lr_photo training
     grounder_options: dict = field(default_factory=dict)  # per backend name, e.g. {owlv2: {path: ...}}
     degradation_text: bool = True
     train_describer: str = "params"  # captions from the true degradation parameters

@@ -1,7 +1,8 @@
 """Training SpaSemSR: ε-MSE + λ_vae·L_vae + λ_sem·L_sem with every guidance component a config switch.
 
-In training the grounder sees the HR crop (as in the paper) or, with ``text.train_grounding=drm_lr``,
-DRM(LR) of the training LR, exactly what inference grounds; the describer reads the true degradation
+In training the grounder sees the HR crop (as in the paper), with ``text.train_grounding=drm_lr`` DRM(LR) of
+the training crop, or with ``drm_lr_photo`` DRM(LR) of the crop's whole photo, degraded by the training
+degradation and sized as inference sizes it (``guidance/grounding/photos.py``); the describer reads the true degradation
 parameters. Both are built with their configured options on the module's device. Text
 conditions are dropped per image with ``cond_dropout`` so classifier-free guidance is available at
 inference. Only the ControlNet and the added guidance modules train, always with every inference knob
@@ -14,15 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from safetensors.torch import save_file
 from torch import Tensor
 
 from spasemsr.config.schema import SamplerConfig
+from spasemsr.data.degradation import RealESRGANDegradation
 from spasemsr.diffusion.backbone import Backbone, load_backbone
 from spasemsr.diffusion.latents import epsilon_loss, posterior_latents
 from spasemsr.guidance.backends import text_backends
 from spasemsr.guidance.denoiser import GUIDANCE_MODULES, SpaSemSRNet
 from spasemsr.guidance.grounding.base import Grounding
+from spasemsr.guidance.grounding.photos import PhotoGroundings
 from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
 from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.guidance.visual.constraints import constraint_losses
@@ -60,6 +64,7 @@ class SpaSemSRModule(TaskModule):
         self.net = net
         self._backends: tuple[torch.device, Any, Any] | None = None
         self._grounding_view: tuple[torch.device, SpaSemSRConditioner] | None = None
+        self._photo_groundings: PhotoGroundings | None = None
 
     def text_backends(self) -> tuple[Any, Any]:
         """The training grounder and describer (configured options), on the module's current device."""
@@ -72,10 +77,31 @@ class SpaSemSRModule(TaskModule):
         """What the training grounder sees: the HR crop, or DRM(LR) at the HR size (``train_grounding=drm_lr``)."""
         if self.cfg.model.text.train_grounding == "hr":
             return batch["hr"]
+        return self._grounding_conditioner().cleaned(batch["lr"]).to(batch["lr"].device)
+
+    def _grounding_conditioner(self) -> SpaSemSRConditioner:
+        """What turns an LR into the grounder's image as inference does: the DRM, then at most grounding_side."""
         if self._grounding_view is None or self._grounding_view[0] != self.device:
-            drm = load_drm(Path(self.cfg.run.root), self.cfg.model.drm, self.cfg.data.scale, str(self.device))
-            self._grounding_view = (self.device, SpaSemSRConditioner(self.net, self.cfg.data.scale, None, None, drm))
-        return self._grounding_view[1].cleaned(batch["lr"]).to(batch["lr"].device)
+            text, scale = self.cfg.model.text, self.cfg.data.scale
+            drm = load_drm(Path(self.cfg.run.root), self.cfg.model.drm, scale, str(self.device))
+            self._grounding_view = (self.device, SpaSemSRConditioner(self.net, scale, None, None, drm,
+                                                                     text.grounding_side))
+        return self._grounding_view[1]
+
+    def groundings(self, batch: dict[str, Any], grounder: Any) -> list[Grounding]:
+        """The training grounding of each crop (``text.train_grounding`` says from what)."""
+        text = self.cfg.model.text
+        if text.train_grounding != "drm_lr_photo":
+            return grounder(self.grounding_images(batch), keys=batch.get("path"), views=batch.get("view"))
+        if self._photo_groundings is None:
+            degradation = RealESRGANDegradation(OmegaConf.to_object(self.cfg.degradation), self.cfg.data.scale)
+            conditioner = self._grounding_conditioner()
+            self._photo_groundings = PhotoGroundings(
+                lambda hr, generator: degradation(hr, generator)[0],  # on the CPU, where the generator is
+                lambda lr: grounder(conditioner.cleaned(lr.to(self.device)))[0],
+                self.cfg.data.scale, text.train_grounding_draws, self.cfg.seed)
+        views = batch.get("view")
+        return self._photo_groundings(batch.get("path") or [], views.cpu() if views is not None else None)
 
     def _conditions(self, batch: dict[str, Any], generator: torch.Generator | None, drop: bool = True,
                     visual: dict[str, Tensor] | None = None):
@@ -86,7 +112,7 @@ class SpaSemSRModule(TaskModule):
         grounder, describer = self.text_backends()
         groundings = None
         if grounder is not None:
-            groundings = grounder(self.grounding_images(batch), keys=batch.get("path"), views=batch.get("view"))
+            groundings = self.groundings(batch, grounder)
             groundings = [Grounding.empty() if drop[i] else g for i, g in enumerate(groundings)]
         captions = None
         if describer is not None:

@@ -37,8 +37,9 @@ def stages(ship: Path = TINY) -> dict[str, tuple[str, int, list[str]]]:
         "spasemsr": ("spasemsr.yaml", 6000, [
             f"profile.backbone_path={ship}/prior", f"model.drm={ship}/drm/drm",
             f"model.text.describer_options.estimator.path={ship}/estimator/estimator", *COSINE,
-            # issue #18 item 4: ground training crops as inference does (the auto grounder on DRM(LR))
-            "model.text.train_grounding=drm_lr",
+            # issue #18 item 4: ground as inference does (the auto grounder on DRM(LR) of the whole photo, at most
+            # grounding_side); the shipped run's first 1,000 steps grounded each crop's DRM(LR) (drm_lr) instead
+            "model.text.train_grounding=drm_lr_photo",
         ]),
     }
 
