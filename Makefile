@@ -55,10 +55,10 @@ lint: install  ## ruff only
 weights-tiny: install  ## train every tiny component in order (resumable) and ship them to weights/tiny/
 	$(BIN)/python -m spasemsr.weights.build_tiny
 
-eval: install  ## kodak5 table (bicubic, DRM, Real-ESRGAN x4plus, RealSR, ControlNet-SR, SpaSemSR; both LR recipes) -> experiments/results; EVAL_ONLY=a,b re-runs just those rows; EVAL_SETS=kodak5,unseen; EVAL_LR=realesrgan
+eval: install  ## kodak5 table (bicubic, DRM, Real-ESRGAN x4plus, RealSR, ControlNet-SR, SpaSemSR; both LR recipes) -> experiments/results; EVAL_ONLY=a,b re-runs just those rows; EVAL_SETS=kodak5,unseen; EVAL_LR=realesrgan; EVAL_SEEDS=0,1,2
 	$(BIN)/python -m spasemsr.evaluation.suite --out experiments/results $(if $(EVAL_STEPS),--steps $(EVAL_STEPS)) \
 		$(if $(EVAL_RESCORE),--rescore) $(if $(EVAL_ONLY),--only $(EVAL_ONLY)) $(if $(EVAL_SETS),--sets $(EVAL_SETS)) \
-		$(if $(EVAL_LR),--lr $(EVAL_LR))
+		$(if $(EVAL_LR),--lr $(EVAL_LR)) $(if $(EVAL_SEEDS),--seeds $(EVAL_SEEDS))
 
 ablate: install  ## ablation table (experiments/$(ABLATE).yaml; ABLATE=probe: the guidance probe); ABLATE_BUDGET=smoke|full
 	$(BIN)/spasemsr ablate --experiment experiments/$(ABLATE).yaml --budget $(ABLATE_BUDGET) --out $(ABLATE_OUT) \

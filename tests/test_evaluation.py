@@ -181,6 +181,14 @@ def test_suite_runs_what_is_shipped_and_says_what_it_skips(export_dir, tmp_path,
     assert [row["name"] for row in again] == names  # the other rows kept from the run before, same numbers
     same = json.dumps([row["means"] for row in again]) == json.dumps([row["means"] for row in tables["tiny_bicubic"]])
     assert same  # compared as JSON: a NaN (PIQE of the random DRM's flat output) equals itself there
+    seeded = {row["name"]: row for row in run_suite(out, steps=1, weights=weights, sets=sets, seeds=[0, 1],
+                                                    only=["controlnet_sr_raw"])["tiny_bicubic"]}
+    raw = seeded["ControlNet-SR (raw)"]
+    assert (out / "tiny_bicubic" / "controlnet_sr_raw" / "seed1" / "metrics.json").is_file()
+    assert raw["record"]["seed"] == "0,1" and set(raw["spread"]) == set(raw["means"])
+    assert "spread" not in seeded["bicubic"]  # restorers are deterministic: one run whatever the seeds
+    assert "ControlNet-SR not evaluated" in (out / "tiny_bicubic.md").read_text()  # its seed 1 was never run
+    assert "±" in (out / "tiny_bicubic.md").read_text()
     with pytest.raises(ValueError, match="unknown suite methods \\['esrgan'\\]"):
         run_suite(out, weights=weights, sets=sets, only=["esrgan"])
 

@@ -302,7 +302,7 @@ def _probe_record(label: str, variant: str, index: int, seed: int, acc: float) -
 def write_probe_results(root: Path) -> Path:
     """The probe's result files as make ablate ABLATE=probe, its sweep export and make figure-data STUDY=probe
     lay them out (the ablation's own seed_mean makes the table), from known numbers."""
-    from spasemsr.ablation.runner import seed_mean
+    from spasemsr.evaluation.table import seed_mean
 
     folder = root / "probe"
     folder.mkdir(parents=True, exist_ok=True)

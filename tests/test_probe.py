@@ -94,8 +94,7 @@ def test_texture_acc_metric_is_registered_higher_better():
 
 
 def test_seed_mean_rows_show_spread_and_summary(tmp_path):
-    from spasemsr.ablation.runner import seed_mean
-    from spasemsr.evaluation.table import write_tables
+    from spasemsr.evaluation.table import seed_mean, write_tables
 
     record = json.loads(json.dumps({"name": "m", "means": {"psnr_y": 20.0}, "unavailable": {}, "protocol": {
         "metrics": {"psnr_y": {"variant": "psnr_y: v"}}}, "record": {

@@ -30,7 +30,7 @@ from spasemsr.config import ConfigError, config_hash, load_config
 from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.evaluation.evaluate import evaluate
 from spasemsr.evaluation.spec import EvalSpec
-from spasemsr.evaluation.table import write_tables
+from spasemsr.evaluation.table import seed_mean, write_tables
 from spasemsr.utils.atomic import atomic_write_text
 from spasemsr.utils.cores import threads_per_worker, use_threads
 
@@ -200,14 +200,3 @@ def write_ablation_tables(spec: AblationSpec, budget: str, out: Path, runs: Path
         if len(seeds) > 1:
             atomic_write_text(stem / "summary.json", json.dumps({"seeds": seeds, "variants": summary}, indent=2))
         print(f"ablation: tables in {stem}.md, .csv, .tex; TensorBoard: tensorboard --logdir {runs / budget}")
-
-
-def seed_mean(records: Sequence[dict]) -> dict:
-    """One table row of a variant's per-seed records: their mean per metric, the std (n - 1) under ``spread``."""
-    metrics = [m for m in records[0]["means"] if all(m in r["means"] for r in records)]
-    values = {m: [r["means"][m] for r in records] for m in metrics}
-    mean = {m: sum(v) / len(v) for m, v in values.items()}
-    spread = {m: (sum((x - mean[m]) ** 2 for x in v) / (len(v) - 1)) ** 0.5 for m, v in values.items()}
-    seeds = [r["record"]["seed"] for r in records]
-    return {**records[0], "means": mean, "spread": spread,
-            "record": {**records[0]["record"], "seed": ",".join(map(str, seeds))}}

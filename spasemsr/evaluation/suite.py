@@ -20,7 +20,7 @@ from pathlib import Path
 
 from spasemsr.evaluation.datasets import BUNDLED_SETS, LR_RECIPES, EvalSet, bundled_set
 from spasemsr.evaluation.evaluate import evaluate
-from spasemsr.evaluation.table import write_tables
+from spasemsr.evaluation.table import seed_mean, write_tables
 from spasemsr.metrics.artifacts import dark_dots
 from spasemsr.weights.table import TINY
 
@@ -78,22 +78,45 @@ def hr_dark_dots(dataset: EvalSet) -> str:
     return f"HR itself: dark_dots {sum(counts) / len(counts):.4g} per image (the level an SR should not exceed)"
 
 
-def _kept_row(folder: Path, entry: SuiteMethod, dataset: EvalSet) -> dict | None:
-    """The row an earlier run left in ``folder`` for this very set (None if there is none, or of another set)."""
-    path = folder / "metrics.json"
-    if not path.is_file():
-        return None
-    result = json.loads(path.read_text())
-    return {"name": entry.label, **result} if result["record"]["dataset"]["hash"] == dataset.hash else None
+def seed_folder(folder: Path, seed: int) -> Path:
+    """Where one seed's run of a method lives: seed 0 in the method's folder, others in ``seed<N>/`` inside it."""
+    return folder if seed == 0 else folder / f"seed{seed}"
+
+
+def _seeds_of(entry: SuiteMethod, seeds: Sequence[int]) -> list[int]:
+    """Restorers are deterministic: one run (the first seed); diffusion rows run every seed."""
+    return list(seeds) if entry.kind == "diffusion" else list(seeds[:1])
+
+
+def _row(entry: SuiteMethod, runs: list[dict]) -> dict:
+    """A table row: the one run, or the mean over seeds with their std beside it."""
+    return {"name": entry.label, **(runs[0] if len(runs) == 1 else seed_mean(runs))}
+
+
+def _kept_row(folder: Path, entry: SuiteMethod, dataset: EvalSet, seeds: Sequence[int]) -> dict | None:
+    """The row earlier runs left in ``folder`` for this very set and every seed (None if one is missing or of
+    another set)."""
+    runs = []
+    for seed in _seeds_of(entry, seeds):
+        path = seed_folder(folder, seed) / "metrics.json"
+        if not path.is_file():
+            return None
+        result = json.loads(path.read_text())
+        if result["record"]["dataset"]["hash"] != dataset.hash:
+            return None
+        runs.append(result)
+    return _row(entry, runs)
 
 
 def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = TINY,
               sets: dict[str, EvalSet] | None = None, device: str = "cpu",
-              rescore: bool = False, only: Sequence[str] | None = None) -> dict[str, list[dict]]:
+              rescore: bool = False, only: Sequence[str] | None = None,
+              seeds: Sequence[int] = (0,)) -> dict[str, list[dict]]:
     """Evaluate every method whose weights exist on every set; write the tables; return the rows per set.
 
     ``only`` (suite folder names) evaluates just those rows; the tables then keep the other rows' results from
-    earlier runs in ``out`` (their own records, for the same set), or list them as not evaluated.
+    earlier runs in ``out`` (their own records, for the same set), or list them as not evaluated. Diffusion rows
+    run once per sampler seed in ``seeds`` and show the mean ± std over them.
     """
     out, weights = Path(out), Path(weights)
     unknown = sorted(set(only or ()) - {entry.folder for entry in METHODS})
@@ -104,7 +127,7 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = T
         rows, skipped = [], []
         for entry in METHODS:
             if only and entry.folder not in only:
-                kept = _kept_row(out / label / entry.folder, entry, dataset)
+                kept = _kept_row(out / label / entry.folder, entry, dataset, seeds)
                 if kept is None:
                     skipped.append(f"{entry.label} not evaluated (not in --only, and no earlier result of this set)")
                 else:
@@ -119,10 +142,10 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = T
             method = suite_method(entry.folder, entry.kind, path)
             knobs = {**entry.knobs, **({"steps": steps} if steps and entry.kind == "diffusion" else {})}
             swap = f", drm {entry.drm}" if entry.drm else ""
-            print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs}{swap})")
-            rows.append({"name": entry.label,
-                         **evaluate(method, dataset, None, out / label / entry.folder, knobs, device=device,
-                                   rescore=rescore, drm=entry.drm)})
+            print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs}{swap}, seeds {_seeds_of(entry, seeds)})")
+            runs = [evaluate(method, dataset, None, seed_folder(out / label / entry.folder, seed), knobs, seed,
+                             device=device, rescore=rescore, drm=entry.drm) for seed in _seeds_of(entry, seeds)]
+            rows.append(_row(entry, runs))
         write_tables(rows, out / label, title=label, footer=[hr_dark_dots(dataset), *skipped])
         tables[label] = rows
     return tables
@@ -140,11 +163,13 @@ def main(argv: list[str] | None = None) -> int:
                                        f"kept in the tables): {', '.join(entry.folder for entry in METHODS)}")
     parser.add_argument("--sets", default="kodak5", help=f"comma-separated bundled sets: {', '.join(BUNDLED_SETS)}")
     parser.add_argument("--lr", default=",".join(LR_RECIPES), help="comma-separated LR recipes (default: all)")
+    parser.add_argument("--seeds", default="0", help="comma-separated sampler seeds of the diffusion rows (mean ± std)")
     args = parser.parse_args(argv)
-    only, names, recipes = ([part.strip() for part in text.split(",")] if text else None
-                            for text in (args.only, args.sets, args.lr))
+    only, names, recipes, seeds = ([part.strip() for part in text.split(",")] if text else None
+                                   for text in (args.only, args.sets, args.lr, args.seeds))
     sets = bundled_sets(names, recipes)
-    run_suite(args.out, args.steps, args.weights, sets, device=args.device, rescore=args.rescore, only=only)
+    run_suite(args.out, args.steps, args.weights, sets, device=args.device, rescore=args.rescore, only=only,
+              seeds=[int(seed) for seed in seeds])
     return 0
 
 
