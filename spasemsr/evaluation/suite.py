@@ -93,19 +93,25 @@ def _row(entry: SuiteMethod, runs: list[dict]) -> dict:
     return {"name": entry.label, **(runs[0] if len(runs) == 1 else seed_mean(runs))}
 
 
+def _setting(result: dict) -> tuple:
+    """What a seed's run must share with the others to be averaged with them: checkpoint and knobs but the seed."""
+    record = result["record"]
+    return record["ckpt"], {k: v for k, v in (record["knobs"] or {}).items() if k != "seed"}
+
+
 def _kept_row(folder: Path, entry: SuiteMethod, dataset: EvalSet, seeds: Sequence[int]) -> dict | None:
-    """The row earlier runs left in ``folder`` for this very set and every seed (None if one is missing or of
-    another set)."""
+    """The row earlier runs left in ``folder`` for this very set: over those of ``seeds`` that were run with the
+    same checkpoint and knobs as the first one found (its record lists them), None if there is none."""
     runs = []
     for seed in _seeds_of(entry, seeds):
         path = seed_folder(folder, seed) / "metrics.json"
-        if not path.is_file():
-            return None
-        result = json.loads(path.read_text())
-        if result["record"]["dataset"]["hash"] != dataset.hash:
-            return None
+        result = json.loads(path.read_text()) if path.is_file() else None
+        if result is None or result["record"]["dataset"]["hash"] != dataset.hash:
+            continue
+        if runs and _setting(result) != _setting(runs[0]):
+            continue
         runs.append(result)
-    return _row(entry, runs)
+    return _row(entry, runs) if runs else None
 
 
 def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = TINY,
