@@ -62,7 +62,7 @@ class PhotoGroundings:
                              f"or bundled source (got {len(keys)} keys, views {None if views is None else len(views)})")
         crops = []
         for key, view in zip(keys, views, strict=True):
-            draw = _seed(key, *view.tolist()) % self.draws
+            draw = _seed(Path(key).name, *view.tolist()) % self.draws  # the name: paths differ between clones
             whole = self.photo(key)[draw]
             boxes, keep = boxes_in_view(whole.boxes, view)
             crops.append(Grounding([tag for tag, kept in zip(whole.tags, keep.tolist(), strict=True) if kept], boxes,
