@@ -147,10 +147,10 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = T
                 continue
             method = suite_method(entry.folder, entry.kind, path)
             knobs = {**entry.knobs, **({"steps": steps} if steps and entry.kind == "diffusion" else {})}
-            swap = f", drm {entry.drm}" if entry.drm else ""
-            print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs}{swap}, seeds {_seeds_of(entry, seeds)})")
+            swap, entry_seeds = (f", drm {entry.drm}" if entry.drm else ""), _seeds_of(entry, seeds)
+            print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs}{swap}, seeds {entry_seeds})")
             runs = [evaluate(method, dataset, None, seed_folder(out / label / entry.folder, seed), knobs, seed,
-                             device=device, rescore=rescore, drm=entry.drm) for seed in _seeds_of(entry, seeds)]
+                             device=device, rescore=rescore, drm=entry.drm) for seed in entry_seeds]
             rows.append(_row(entry, runs))
         write_tables(rows, out / label, title=label, footer=[hr_dark_dots(dataset), *skipped])
         tables[label] = rows
