@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from spasemsr.sweep import SHIPPED_FRONT
 from spasemsr.weights.table import default_path
 
 DEFAULT_MODEL = default_path("tiny_spasemsr")  # the shipped tiny SpaSemSR (weights table)
-DEFAULT_PRESETS = "experiments/results/pd_sweep_front.json"  # the shipped model's exported front
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("--preset", choices=["fidelity", "balance", "perception"],
                     help="knobs of a point on the model's swept PD front")
-    up.add_argument("--presets", default=DEFAULT_PRESETS, help="exported front holding the presets")
+    up.add_argument("--presets", default=SHIPPED_FRONT, help="exported front holding the presets")
     up.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:1, ...")
     up.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                     help="auto: fp16 mixed precision on CUDA, fp32 on CPU")

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from spasemsr.ablation.runner import run_ablation, variant_config
 from spasemsr.ablation.spec import load_spec
 from spasemsr.config import ConfigError, config_hash
+from spasemsr.utils.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = REPO / "experiments" / "ablation.yaml"
@@ -105,6 +106,36 @@ def test_a_changed_variant_is_not_resumed_from_the_old_run(smoke, tmp_path):
         variant_config(load_spec(EXPERIMENT), "wo_img", "smoke", runs))
     with pytest.raises(ConfigError, match="holds a run of another config.*--rerun wo_img"):
         run_ablation(changed, "smoke", out, runs, only=["wo_img"])
+
+
+@pytest.mark.slow  # shares the smoke ablation (about 90 s on 2 cores)
+def test_sample_seeds_average_a_models_samples_and_show_their_spread(smoke, tmp_path):
+    out, runs = smoke
+    record = out / "ablation_smoke" / "full.json"
+    one_seed = json.loads(record.read_text())
+    seeded = tmp_path / "ablation.yaml"
+    seeded.write_text(EXPERIMENT.read_text().replace("knobs: {steps: 2, color_fix: none, backproject: 0}}",
+                                                     "knobs: {steps: 2, color_fix: none, backproject: 0}}\n"
+                                                     "    sample_seeds: [0, 1]", 1))
+    try:
+        [row] = run_ablation(seeded, "smoke", out, runs, only=["full"])
+    finally:  # the shared smoke results as they were: the one-seed record
+        atomic_write_text(record, json.dumps(one_seed, indent=2))
+    assert row["ablation"]["sample_seeds"] == [0, 1] and row["ablation"]["steps"] == 2  # the same model, not retrained
+    per_seed = row["per_sample_seed"]
+    assert per_seed["0"] == one_seed["means"]  # seed 0 is the one-seed evaluation, resumed from its images
+    assert per_seed["1"]["psnr_y"] != per_seed["0"]["psnr_y"]  # another sampler seed samples another image
+    assert row["means"]["psnr_y"] == pytest.approx((per_seed["0"]["psnr_y"] + per_seed["1"]["psnr_y"]) / 2)
+    assert row["spread"]["psnr_y"] == pytest.approx(abs(per_seed["0"]["psnr_y"] - per_seed["1"]["psnr_y"]) / 2 ** 0.5)
+    assert (runs / "smoke" / "full" / "eval" / "seed1" / "metrics.json").is_file()
+
+
+def test_the_photo_ablation_trains_spasemsr_as_shipped_and_samples_each_model_three_times(tmp_path):
+    spec = load_spec(EXPERIMENT)
+    assert spec.budgets["full"].sample_seeds == [0, 1, 2]
+    assert variant_config(spec, "full", "full", tmp_path).model.text.train_grounding == "drm_lr_photo"
+    assert variant_config(spec, "wo_img", "full", tmp_path).model.text.train_grounding == "drm_lr_photo"
+    assert "text" not in variant_config(spec, "baseline", "full", tmp_path).model  # train_base: not its config
 
 
 def test_the_experiment_file_is_validated(tmp_path):

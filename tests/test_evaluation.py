@@ -15,6 +15,7 @@ from spasemsr.data.images import read_image, write_image
 from spasemsr.data.resize import bicubic_down
 from spasemsr.evaluation.datasets import bundled_set, hr_folder_set, paired_set
 from spasemsr.evaluation.evaluate import evaluate
+from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.evaluation.suite import run_suite
 from spasemsr.evaluation.table import results_table
 from spasemsr.metrics.registry import compute
@@ -191,6 +192,28 @@ def test_suite_runs_what_is_shipped_and_says_what_it_skips(export_dir, tmp_path,
     assert "±" in (out / "tiny_bicubic.md").read_text()
     with pytest.raises(ValueError, match="unknown suite methods \\['esrgan'\\]"):
         run_suite(out, weights=weights, sets=sets, only=["esrgan"])
+
+
+def test_a_preset_row_samples_with_the_knobs_swept_on_these_weights_and_is_skipped_on_others(export_dir, tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "spasemsr").symlink_to(export_dir)
+    write_image(_image(9, 32, 32), tmp_path / "hr" / "q.png")
+    sets = {"tiny_bicubic": hr_folder_set(tmp_path / "hr", "bicubic")}
+    front = tmp_path / "front.json"
+    swept = {"model": "weights/tiny/spasemsr", "ckpt": weights_sha256(export_dir),
+             "presets": {"fidelity": {"knobs": {"start_t": 0.5, "cfg_scale": 1.5, "steps": 2}}}}
+    front.write_text(json.dumps(swept))
+    out = tmp_path / "results"
+    [row] = run_suite(out, weights=weights, sets=sets, only=["spasemsr_fidelity_raw"], presets=front)["tiny_bicubic"]
+    knobs = row["record"]["knobs"]
+    assert row["name"] == "SpaSemSR, fidelity preset (raw)"
+    assert (knobs["start_t"], knobs["cfg_scale"], knobs["steps"], knobs["backproject"]) == (0.5, 1.5, 2, 0)
+    front.write_text(json.dumps({**swept, "ckpt": "0" * 64}))  # a front of other weights: its knobs do not apply
+    assert run_suite(out / "other", weights=weights, sets=sets, only=["spasemsr_fidelity"], presets=front)[
+        "tiny_bicubic"] == []
+    assert "SpaSemSR, fidelity preset skipped: " in (out / "other" / "tiny_bicubic.md").read_text()
+    assert "was swept on checkpoint 0000000000000000" in (out / "other" / "tiny_bicubic.md").read_text()
 
 
 def test_doctor_reports_and_exits_zero(capsys):

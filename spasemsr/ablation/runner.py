@@ -6,10 +6,12 @@ in ``<out>/<table>/<variant>.json`` (written last, atomically: it marks the vari
 tables ``<out>/<table>.{md,csv,tex}`` where ``<table>`` is ``ablation`` for the ``full`` budget and
 ``ablation_<budget>`` otherwise. With several ``seeds`` each variant runs once per seed (``<variant>_seed<s>``
 for runs and records), the tables give mean ± std over seeds, and ``<out>/<table>/summary.json`` holds every
-per-seed value as ``{"variants": {variant: {metric: [one value per seed]}}}``. A killed ablation rerun resumes
-the interrupted variant from its ``last.ckpt`` and skips the complete ones; a record whose config or evaluation
-no longer matches the experiment file is redone, and ``rerun`` forces named variants from scratch (after a code
-change).
+per-seed value as ``{"variants": {variant: {metric: [one value per seed]}}}``. A budget's ``sample_seeds``
+evaluate each trained model once per sampler seed (seed 0 in ``eval/``, others in ``eval/seed<s>/``): its record
+holds their mean, the std beside it (``spread``) and each seed's values (``per_sample_seed``). A killed ablation
+rerun resumes the interrupted variant from its ``last.ckpt`` and skips the complete ones; a record whose config or
+evaluation no longer matches the experiment file is redone, and ``rerun`` forces named variants from scratch (after
+a code change).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from spasemsr.ablation.spec import AblationSpec, load_spec, seeds_of
 from spasemsr.config import ConfigError, config_hash, load_config
 from spasemsr.config.compose import CONFIGS_ROOT
-from spasemsr.evaluation.evaluate import evaluate
+from spasemsr.evaluation.evaluate import evaluate, seed_folder
 from spasemsr.evaluation.spec import EvalSpec
 from spasemsr.evaluation.table import seed_mean, write_tables
 from spasemsr.utils.atomic import atomic_write_text
@@ -51,10 +53,10 @@ def variant_config(spec: AblationSpec, name: str, budget: str, runs: Path, seed:
     if variant.train_as:
         return variant_config(spec, variant.train_as, budget, runs, seed)
     seed = seeds_of(spec)[0] if seed is None else seed
-    base = Path(variant.config or spec.base)
+    base, plan = Path(variant.config or spec.base), spec.budgets[budget]
     path = base if base.is_file() else CONFIGS_ROOT / base
     return load_config(path, [f"run.root={runs / budget}", f"run.name={run_name(spec, name, seed)}", f"seed={seed}",
-                              *spec.budgets[budget].train, *variant.overrides])
+                              *plan.train, *([] if variant.config else plan.train_base), *variant.overrides])
 
 
 def variant_eval(spec: AblationSpec, name: str, budget: str) -> EvalSpec:
@@ -63,11 +65,17 @@ def variant_eval(spec: AblationSpec, name: str, budget: str) -> EvalSpec:
     return replace(plan, knobs={**plan.knobs, **spec.variants[name].knobs})
 
 
-def _is_complete(record_path: Path, cfg_hash: str, plan: EvalSpec) -> bool:
+def sample_seeds_of(spec: AblationSpec, budget: str, seed: int) -> list[int]:
+    """The sampler seeds a model trained under ``seed`` is evaluated with: the budget's, or that seed."""
+    return list(spec.budgets[budget].sample_seeds) or [seed]
+
+
+def _is_complete(record_path: Path, cfg_hash: str, plan: EvalSpec, sample_seeds: list[int]) -> bool:
     if not record_path.is_file():
         return False
     done = json.loads(record_path.read_text()).get("ablation", {})
-    return done.get("config_hash") == cfg_hash and done.get("eval") == asdict(plan)
+    return (done.get("config_hash") == cfg_hash and done.get("eval") == asdict(plan)
+            and done.get("sample_seeds", [done.get("seed")]) == sample_seeds)
 
 
 def _check_run_folder(folder: Path, cfg_hash: str, name: str) -> None:
@@ -103,13 +111,14 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
     variant = spec.variants[name]
     cfg = variant_config(spec, name, budget, runs, seed)
     cfg_hash, plan = config_hash(cfg), variant_eval(spec, name, budget)
+    sample_seeds = sample_seeds_of(spec, budget, seed)
     record_path = out / table_stem(spec, budget) / f"{run_name(spec, name, seed)}.json"
     folder = run_dir(cfg)
     eval_dir = folder / (f"eval_{name}" if variant.train_as else "eval")
     if rerun:
         shutil.rmtree(eval_dir if variant.train_as else folder, ignore_errors=True)
         record_path.unlink(missing_ok=True)
-    complete = _is_complete(record_path, cfg_hash, plan)
+    complete = _is_complete(record_path, cfg_hash, plan, sample_seeds)
     if complete and not (reevaluate and (folder / "export").is_dir()):
         print(f"ablation: {name} is complete ({record_path}), skipped")
         return json.loads(record_path.read_text())
@@ -119,11 +128,15 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
         _check_run_folder(folder, cfg_hash, name)
         print(f"ablation: training {variant.train_as or name} ({variant.label}) -> {folder}")
         export = train(cfg)
-    result = evaluate(str(export), plan.dataset(cfg.data.scale), plan.metrics, eval_dir, plan.knobs, seed=seed,
-                      rescore=reevaluate == "rescore", resume=reevaluate != "resample")
+    runs = [evaluate(str(export), plan.dataset(cfg.data.scale), plan.metrics, seed_folder(eval_dir, sample_seed),
+                     plan.knobs, seed=sample_seed, rescore=reevaluate == "rescore", resume=reevaluate != "resample")
+            for sample_seed in sample_seeds]
+    result = runs[0] if len(runs) == 1 else {
+        **seed_mean(runs), "per_sample_seed": {str(s): run["means"] for s, run in zip(sample_seeds, runs, strict=True)}}
     manifest = json.loads((export / "manifest.json").read_text())
     result = {"name": variant.label, **result, "ablation": {
-        "variant": name, "seed": seed, "budget": budget, "config_hash": cfg_hash, "eval": asdict(plan),
+        "variant": name, "seed": seed, "sample_seeds": sample_seeds, "budget": budget, "config_hash": cfg_hash,
+        "eval": asdict(plan),
         "overrides": variant.overrides, "steps": manifest["steps"],
         "train_wall_seconds": manifest["wall_seconds_this_invocation"], "final_metrics": manifest["final_metrics"],
     }}
@@ -187,7 +200,8 @@ def write_ablation_tables(spec: AblationSpec, budget: str, out: Path, runs: Path
         for seed in seeds:
             record_path = stem / f"{run_name(spec, name, seed)}.json"
             cfg_hash = config_hash(variant_config(spec, name, budget, runs, seed))
-            if _is_complete(record_path, cfg_hash, variant_eval(spec, name, budget)):
+            if _is_complete(record_path, cfg_hash, variant_eval(spec, name, budget),
+                            sample_seeds_of(spec, budget, seed)):
                 records.append(json.loads(record_path.read_text()))
         if len(records) < len(seeds):
             missing.append(f"{spec.variants[name].label} ({name}): {len(seeds) - len(records)} of {len(seeds)} "

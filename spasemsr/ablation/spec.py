@@ -20,7 +20,13 @@ class Budget:
     """One preset: training overrides applied to every variant, and the evaluation."""
 
     train: list[str] = field(default_factory=list)
+    # training overrides of the experiment's base config only (not of a variant with its own ``config``), e.g. a
+    # SpaSemSR option the ControlNet-SR baseline does not have
+    train_base: list[str] = field(default_factory=list)
     eval: EvalSpec = field(default_factory=EvalSpec)
+    # sampler seeds each trained model is evaluated under (its row: mean ± std over them, the sampling noise beside
+    # every comparison); empty = the training seed only
+    sample_seeds: list[int] = field(default_factory=list)
 
 
 @dataclass

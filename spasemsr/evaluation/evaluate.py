@@ -28,6 +28,11 @@ from spasemsr.training.manifest import package_versions
 from spasemsr.utils.atomic import atomic_write_text
 
 
+def seed_folder(folder: Path, seed: int) -> Path:
+    """Where one sampler seed's run of a method lives: seed 0 in the method's folder, others in ``seed<N>/`` in it."""
+    return folder if seed == 0 else folder / f"seed{seed}"
+
+
 def _score(name: str, sr: Tensor, hr: Tensor, lr: Tensor, scale: int) -> float:
     return float(compute(name, sr, hr=hr, lr=lr, scale=scale)[0])
 

@@ -2,11 +2,11 @@
 
 ``python -m spasemsr.evaluation.suite --out experiments/results [--steps N] [--sets kodak5,unseen] [--lr L]``
 evaluates bicubic, the DRM, the pretrained Real-ESRGAN x4plus and RealSR, the ControlNet-SR baseline and
-SpaSemSR (each as shipped and raw; SpaSemSR also from an x4plus start) from ``weights/tiny/`` on kodak5 (and,
-asked for, the ``unseen`` photos no training or tuning reads) with ``lr=realesrgan`` and ``lr=bicubic``
-(``--lr`` picks), writing ``<out>/<set>_<lr>.md`` and ``.csv`` and each run's files under
-``<out>/<set>_<lr>/<method>/``. A method whose weights folder is missing is skipped with a message on stderr and
-a line in the table file, never silently.
+SpaSemSR (each as shipped and raw; SpaSemSR also with its fidelity preset and from an x4plus start) from
+``weights/tiny/`` on kodak5 (and, asked for, the ``unseen`` photos no training or tuning reads) with
+``lr=realesrgan`` and ``lr=bicubic`` (``--lr`` picks), writing ``<out>/<set>_<lr>.md`` and ``.csv`` and each
+run's files under ``<out>/<set>_<lr>/<method>/``. A method whose weights folder is missing is skipped with a
+message on stderr and a line in the table file, never silently.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spasemsr.evaluation.datasets import BUNDLED_SETS, LR_RECIPES, EvalSet, bundled_set
-from spasemsr.evaluation.evaluate import evaluate
+from spasemsr.evaluation.evaluate import evaluate, seed_folder
+from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.evaluation.table import seed_mean, write_tables
 from spasemsr.metrics.artifacts import dark_dots
+from spasemsr.sweep import SHIPPED_FRONT
+from spasemsr.sweep.front import preset_knobs
 from spasemsr.weights.table import TINY
 
 RAW = {"color_fix": "none", "backproject": 0}
@@ -39,6 +42,7 @@ class SuiteMethod:
     weights: str | None  # folder under the shipped root, None for bicubic
     knobs: dict = field(default_factory=dict)  # over the export's own sampler settings
     drm: str | None = None  # a DRM swapped into the export (``evaluate --drm``), None: the export's own
+    preset: str | None = None  # knobs of this sweep preset of the model (SHIPPED_FRONT) under ``knobs``
 
 
 METHODS: tuple[SuiteMethod, ...] = (
@@ -50,14 +54,19 @@ METHODS: tuple[SuiteMethod, ...] = (
     SuiteMethod("controlnet_sr", "ControlNet-SR", "diffusion", "controlnet_sr"),
     SuiteMethod("spasemsr_raw", "SpaSemSR (raw)", "diffusion", "spasemsr", RAW),
     SuiteMethod("spasemsr", "SpaSemSR", "diffusion", "spasemsr"),
+    SuiteMethod("spasemsr_fidelity_raw", "SpaSemSR, fidelity preset (raw)", "diffusion", "spasemsr", RAW,
+                preset="fidelity"),
+    SuiteMethod("spasemsr_fidelity", "SpaSemSR, fidelity preset", "diffusion", "spasemsr", preset="fidelity"),
     SuiteMethod("spasemsr_x4plus_start_raw", "SpaSemSR, x4plus start (raw)", "diffusion", "spasemsr",
                 {**RAW, **DRM_START}, "realesrgan_x4plus"),
     SuiteMethod("spasemsr_x4plus_start", "SpaSemSR, x4plus start", "diffusion", "spasemsr", DRM_START,
                 "realesrgan_x4plus"),
 )
 """Every row of the tables: bicubic, the real pretrained peers (Real-ESRGAN x4plus, RealSR, from PyPI wheels), our
-models; the diffusion models both as shipped (configs/sampler/consistent.yaml) and raw, SpaSemSR also started
-from Real-ESRGAN x4plus's restoration (restore-then-generate, with x4plus as its DRM for grounding too)."""
+models; the diffusion models both as shipped (configs/sampler/consistent.yaml) and raw, SpaSemSR also with the
+knobs of its PD sweep's fidelity preset (``upscale --preset fidelity``: swept on kodak5's 256-px top-left crops, so
+``unseen`` is its clean test) and started from Real-ESRGAN x4plus's restoration (restore-then-generate, with x4plus
+as its DRM for grounding too)."""
 
 
 def suite_method(folder: str, kind: str, path: Path | None) -> str:
@@ -76,11 +85,6 @@ def hr_dark_dots(dataset: EvalSet) -> str:
     """The table line giving the HR's own dark-dot count: the level an SR's ``dark_dots`` is held to."""
     counts = [float(dark_dots(image.hr[None], dataset.scale)[0]) for image in dataset]
     return f"HR itself: dark_dots {sum(counts) / len(counts):.4g} per image (the level an SR should not exceed)"
-
-
-def seed_folder(folder: Path, seed: int) -> Path:
-    """Where one seed's run of a method lives: seed 0 in the method's folder, others in ``seed<N>/`` inside it."""
-    return folder if seed == 0 else folder / f"seed{seed}"
 
 
 def _seeds_of(entry: SuiteMethod, seeds: Sequence[int]) -> list[int]:
@@ -117,12 +121,13 @@ def _kept_row(folder: Path, entry: SuiteMethod, dataset: EvalSet, seeds: Sequenc
 def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = TINY,
               sets: dict[str, EvalSet] | None = None, device: str = "cpu",
               rescore: bool = False, only: Sequence[str] | None = None,
-              seeds: Sequence[int] = (0,)) -> dict[str, list[dict]]:
+              seeds: Sequence[int] = (0,), presets: str | Path = SHIPPED_FRONT) -> dict[str, list[dict]]:
     """Evaluate every method whose weights exist on every set; write the tables; return the rows per set.
 
     ``only`` (suite folder names) evaluates just those rows; the tables then keep the other rows' results from
     earlier runs in ``out`` (their own records, for the same set), or list them as not evaluated. Diffusion rows
-    run once per sampler seed in ``seeds`` and show the mean ± std over them.
+    run once per sampler seed in ``seeds`` and show the mean ± std over them. A preset row takes its knobs from the
+    exported front ``presets``, and is skipped (with a line in the table) if that front was swept on other weights.
     """
     out, weights = Path(out), Path(weights)
     unknown = sorted(set(only or ()) - {entry.folder for entry in METHODS})
@@ -145,8 +150,14 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = T
                                "(`make weights-tiny` builds the shipped weights)")
                 print(f"{label}: {skipped[-1]}", file=sys.stderr)
                 continue
+            try:
+                preset = preset_knobs(presets, entry.preset, weights_sha256(path)) if entry.preset else {}
+            except (FileNotFoundError, ValueError) as error:  # no front, or one swept on another checkpoint
+                skipped.append(f"{entry.label} skipped: {error}")
+                print(f"{label}: {skipped[-1]}", file=sys.stderr)
+                continue
             method = suite_method(entry.folder, entry.kind, path)
-            knobs = {**entry.knobs, **({"steps": steps} if steps and entry.kind == "diffusion" else {})}
+            knobs = {**preset, **entry.knobs, **({"steps": steps} if steps and entry.kind == "diffusion" else {})}
             swap, entry_seeds = (f", drm {entry.drm}" if entry.drm else ""), _seeds_of(entry, seeds)
             print(f"{label}: evaluating {entry.label} ({method}, knobs {knobs}{swap}, seeds {entry_seeds})")
             runs = [evaluate(method, dataset, None, seed_folder(out / label / entry.folder, seed), knobs, seed,

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {list(STAGES)}")
     parser.add_argument("--root", default="runs/ship")
     parser.add_argument("--ship-to", default=str(TINY), help="folder the exports are copied to and later stages "
-                        "read earlier ones from (a chain retrain: its own folder, e.g. weights/tiny_v2)")
+                        "read earlier ones from (a chain retrain: its own folder, e.g. weights/tiny_next)")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config override for a candidate run (needs --run-name)")
     parser.add_argument("--run-name", help="run and weights folder name of a candidate (one stage only)")
