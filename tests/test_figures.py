@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import torch
 from matplotlib.legend import Legend
 from PIL import Image
 
@@ -20,7 +21,7 @@ from spasemsr.figures import ablation_bars, collect, knob_grid, pd_plane, render
 from spasemsr.figures.collect import export_trials
 from spasemsr.figures.inputs import MissingInputs
 from spasemsr.figures.pd_plane import split_range, staircase
-from spasemsr.figures.studies import PROBE
+from spasemsr.figures.studies import PHOTO, PROBE
 from spasemsr.sweep.front import front_rows, presets, trial_rows, write_trials_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -469,3 +470,33 @@ def test_probe_knob_grid_samples_the_fixed_probe_image_with_its_known(tmp_path, 
         assert crop.size == (96, 96)  # the whole probe image
     assert (results / "figure_data" / "probe_knob_grid.json").is_file()
     assert len(knob_grid.figure(results, PROBE).axes) > 8
+
+
+class _NoisyPipeline(_Pipeline):
+    """The stand-in whose samples also move with the sampler seed, as a diffusion model's do."""
+
+    def sample(self, lr, generator, knobs):
+        noise = torch.rand(lr.shape[-2:], generator=generator, device=lr.device)
+        return super().sample(lr, generator, knobs) + 0.02 * torch.nn.functional.interpolate(
+            noise[None, None], scale_factor=4, mode="nearest")
+
+
+def test_photo_knob_grid_samples_each_cell_under_three_seeds_and_measures_the_seeds_own_change(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "unet.safetensors").write_bytes(b"not a real model")
+    sweep = tmp_path / "pd_sweep.yaml"
+    sweep.write_text(f"model: {model}\neval: {{data: kodak5, knobs: {{steps: 3}}}}\nseed: 0\n"
+                     "space: {w_spa: {low: 0.0, high: 2.0}}\n")
+    monkeypatch.setattr("spasemsr.weights.exports.load_pipeline", lambda path, device: _NoisyPipeline())
+    monkeypatch.setattr(collect, "KNOB_VALUES", (0.0, 1.0))
+    monkeypatch.setattr(collect, "_scores", lambda sr, image, scale, names: {"psnr_y": float(sr.mean()), "niqe": 1.0})
+    results = tmp_path / "results"
+    record = json.loads(collect.knob_grid(results, sweep).read_text())
+    assert record["seeds"] == [0, 1, 2] and record["seed"] == 0 and record["knobs"]["seed"] == 0
+    cells = {(c["w_spa"], c["w_sem"]): c for c in record["cells"]}
+    assert cells[1.0, 1.0]["mean_abs_change"] == 0  # each seed against its own neutral sample
+    assert cells[0.0, 0.0]["mean_abs_change"] > 0 and record["seed_change"] > 0  # the knob's change, the seed's
+    assert all(c["psnr_y_std"] > 0 and c["niqe_std"] == 0 for c in record["cells"])  # spread over seeds, beside
+    notes = knob_grid._notes(record, PHOTO)
+    assert "another seed alone" in notes and "seeds 0,1,2" in notes

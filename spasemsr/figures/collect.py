@@ -7,7 +7,8 @@ The renderer never runs a model, so everything image-based or re-scored is produ
 - ``figure_data/pd_reference.json``: the kodak5 suite's methods scored under the sweep's own protocol
   (256-pixel cuts, experiments/pd_sweep.yaml), so they can share the sweep's PD plane;
 - ``figure_data/knob_grid/``: crops of one image sampled by the swept model over ``w_spa`` x ``w_sem``,
-  with each full sample's PSNR-Y, NIQE and mean change from the neutral setting;
+  with each full sample's PSNR-Y, NIQE and mean change from the neutral setting, over 3 sampler seeds (mean,
+  std, and what another seed alone changes: the noise a knob's change is read against);
 - ``figure_data/comparison/``: one crop box through LR, bicubic, DRM, ControlNet-SR, SpaSemSR and HR.
 
 The probe study (``study="probe"``) makes only its trials and ``figure_data/probe_knob_grid/``: one probe
@@ -65,6 +66,17 @@ def _scores(sr: Tensor, image: EvalImage, scale: int, names: tuple[str, ...] = S
     """``names`` (default PSNR-Y and NIQE) of one full 8-bit SR image under the protocol's variants."""
     return {name: float(compute(name, sr[None].float(), hr=image.hr[None], lr=image.lr[None], scale=scale)[0])
             for name in names}
+
+
+def _mean_std(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Each score's mean over the seeds, and with several seeds its std (n - 1) as ``<score>_std``."""
+    out = {}
+    for name in per_seed[0]:
+        values = [scores[name] for scores in per_seed]
+        out[name] = sum(values) / len(values)
+        if len(values) > 1:
+            out[f"{name}_std"] = (sum((v - out[name]) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return out
 
 
 def _write_json(path: Path, record: dict) -> Path:
@@ -136,31 +148,41 @@ def knob_grid(results: Path, experiment: str | Path, device: str = "cpu", study:
     pipeline = load_pipeline(model, device=device)
     image = _image(study.knob.image, study.knob.data)
     prepared = pipeline.prepare(image.lr[None].to(device), known=image.known)
-    base = replace(pipeline.sampler, **knob_overrides(spec.eval.knobs), seed=spec.seed)
+    seeds = study.knob.seeds
+    base = replace(pipeline.sampler, **knob_overrides(spec.eval.knobs), seed=seeds[0])
     crops = study.crops()
-    samples: dict[tuple[float, float], Tensor] = {}
+    samples: dict[tuple[float, float, int], Tensor] = {}
     cells = []
     for w_spa in KNOB_VALUES:
         for w_sem in KNOB_VALUES:
-            knobs = replace(base, w_spa=w_spa, w_sem=w_sem)
-            sr = pipeline.sample(prepared, torch.Generator(device).manual_seed(spec.seed), knobs)
-            samples[w_spa, w_sem] = quantize_8bit(sr[0].cpu())
+            for seed in seeds:
+                knobs = replace(base, w_spa=w_spa, w_sem=w_sem, seed=seed)
+                sr = pipeline.sample(prepared, torch.Generator(device).manual_seed(seed), knobs)
+                samples[w_spa, w_sem, seed] = quantize_8bit(sr[0].cpu())
             file = f"{crops}/spa{w_spa:.2f}_sem{w_sem:.2f}.png"
-            write_image(_crop(samples[w_spa, w_sem], box).float(), results / FIGURE_DATA_DIR / file)
-            cells.append({"w_spa": w_spa, "w_sem": w_sem, "file": file,
-                          **_scores(samples[w_spa, w_sem], image, pipeline.scale, scores)})
+            write_image(_crop(samples[w_spa, w_sem, seeds[0]], box).float(), results / FIGURE_DATA_DIR / file)
+            per_seed = [_scores(samples[w_spa, w_sem, seed], image, pipeline.scale, scores) for seed in seeds]
+            cells.append({"w_spa": w_spa, "w_sem": w_sem, "file": file, **_mean_std(per_seed)})
             print(f"knob grid: w_spa={w_spa} w_sem={w_sem}: " + ", ".join(f"{k}={cells[-1][k]:.4g}" for k in scores))
-    neutral = samples[NEUTRAL_KNOBS["w_spa"], NEUTRAL_KNOBS["w_sem"]]
-    for cell in cells:
-        change = (samples[cell["w_spa"], cell["w_sem"]] - neutral).abs().mean() * 255
-        cell["mean_abs_change"] = float(change)
+    neutral = NEUTRAL_KNOBS["w_spa"], NEUTRAL_KNOBS["w_sem"]
+
+    def change(a: Tensor, b: Tensor) -> float:
+        return float((a - b).abs().mean() * 255)
+
+    for cell in cells:  # each seed against the neutral sample of the same seed: the knob's change, not the seed's
+        cell["mean_abs_change"] = sum(change(samples[cell["w_spa"], cell["w_sem"], seed], samples[(*neutral, seed)])
+                                      for seed in seeds) / len(seeds)
+    seed_change = [change(samples[(*neutral, seed)], samples[(*neutral, seeds[0])]) for seed in seeds[1:]]
     write_image(_crop(image.hr, box), results / FIGURE_DATA_DIR / crops / "hr.png")
     record = {"image": image.name, "dataset": load_eval_set(study.knob.data).record(), "box": list(box),
               "model": str(model), "ckpt": weights_sha256(model), "config": export_config_hash(model),
-              "seed": spec.seed, "knobs": asdict(base), "w_spa": list(KNOB_VALUES), "w_sem": list(KNOB_VALUES),
-              "hr": f"{crops}/hr.png",
-              "scores": f"{', '.join(scores)}: each full 8-bit sample under the protocol; mean_abs_change: mean "
-                        "|sample - sample at w_spa=w_sem=1| over the full image, in 8-bit levels",
+              "seed": seeds[0], "seeds": list(seeds), "knobs": asdict(base), "w_spa": list(KNOB_VALUES),
+              "w_sem": list(KNOB_VALUES), "hr": f"{crops}/hr.png",
+              "seed_change": sum(seed_change) / len(seed_change) if seed_change else None,
+              "scores": f"{', '.join(scores)}: each full 8-bit sample under the protocol, mean over the seeds (<score>"
+                        "_std: their std); mean_abs_change: mean |sample - sample at w_spa=w_sem=1| of the same seed "
+                        "over the full image, in 8-bit levels, mean over the seeds; seed_change: the same mean between "
+                        "the neutral samples of another seed and of the first (what the seed alone changes)",
               "cells": cells}
     return _write_json(study.knob_grid.path(results), record)
 

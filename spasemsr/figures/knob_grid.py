@@ -3,7 +3,9 @@
 Left, the crops, each captioned with its full sample's scores (the study's: PSNR-Y and NIQE, plus
 texture accuracy for the probe, whose crop is the whole 96-pixel image); middle, where each sample
 departs from the neutral one (w_spa = w_sem = 1), amplified, with the mean change over the whole
-image; right, the HR crop for reference. The neutral cell is framed.
+image; right, the HR crop for reference. The neutral cell is framed. With several sampler seeds (the photo
+study's three) the scores are their mean, each change is measured against the same seed's neutral sample, and
+the notes give what another seed alone changes, the level below which a knob's change is noise.
 """
 
 from __future__ import annotations
@@ -62,9 +64,12 @@ def _notes(record: dict, study: Study) -> str:
     """Which image, box, sampler and checkpoint the grid shows ("raw" when neither colour fix nor back-projection)."""
     knobs = record["knobs"]
     raw = knobs["color_fix"] == "none" and not knobs["backproject"]
+    seeds = record.get("seeds", [record["seed"]])
+    noise = ("" if record.get("seed_change") is None else f"\nanother seed alone:\nmean {record['seed_change']:.2f} "
+             f"levels\n(scores: seed mean;\ncrops: seed {seeds[0]})")
     return (f"{study.knob.data} {record['image']}\nHR box {record['box']}\n{'raw sampler' if raw else 'sampler'}:\n"
-            f"{knobs['steps']} steps, seed {record['seed']}\ncolor_fix {knobs['color_fix']}, "
-            f"backproject {knobs['backproject']}\nckpt {record['ckpt'][:12]}")
+            f"{knobs['steps']} steps, seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}\n"
+            f"color_fix {knobs['color_fix']}, backproject {knobs['backproject']}\nckpt {record['ckpt'][:12]}{noise}")
 
 
 def figure(results: Path, study: Study = PHOTO) -> Figure:

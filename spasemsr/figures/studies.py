@@ -16,12 +16,14 @@ from spasemsr.figures.inputs import ABLATE, EVAL, FIGURE_DATA, FIGURE_DATA_DIR, 
 
 @dataclass(frozen=True)
 class KnobImage:
-    """The one image a knob grid samples: its evaluation set, its name, the HR box drawn, the scores recorded."""
+    """The one image a knob grid samples: its evaluation set, its name, the HR box drawn, the scores recorded, and
+    the sampler seeds each cell is sampled under (its scores: mean and std over them; its crop: the first's)."""
 
     data: str
     image: str
     box: tuple[int, int, int, int]
     scores: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ PHOTO = Study(
     records=Input("ablation", ABLATE), knob_grid=Input(f"{FIGURE_DATA_DIR}/knob_grid.json", FIGURE_DATA),
     # kodim08, houses: roof tiles, shutters and window frames show texture and edges side by side; the box is
     # the dormer window and snowy roof (HR pixels x0, y0, x1, y1); the scores are the PD plane's axes
-    knob=KnobImage("kodak5", "kodim08", (256, 96, 352, 192), ("psnr_y", "niqe")), sweep="experiments/pd_sweep.yaml",
+    knob=KnobImage("kodak5", "kodim08", (256, 96, 352, 192), ("psnr_y", "niqe"), seeds=(0, 1, 2)),
+    sweep="experiments/pd_sweep.yaml",
     copied=(Input("kodak5_realesrgan.tex", EVAL), Input("kodak5_bicubic.tex", EVAL), Input("ablation.tex", ABLATE)),
     reference=Input(f"{FIGURE_DATA_DIR}/pd_reference.json", FIGURE_DATA),
     eval_table=Input("kodak5_realesrgan.csv", EVAL))
