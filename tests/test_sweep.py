@@ -26,7 +26,7 @@ from spasemsr.evaluation.datasets import bundled_set
 from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.sweep.front import hypervolume_2d, preset_knobs, presets
 from spasemsr.sweep.objective import SweepObjective
-from spasemsr.sweep.runner import export_front, run_worker
+from spasemsr.sweep.runner import compare_models, export_front, run_worker
 from spasemsr.sweep.spec import load_sweep_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,6 +109,22 @@ def test_sqlite_study_resumes_exports_a_front_and_feeds_upscale_presets(tmp_path
     assert f"preset fidelity: {record['presets']['fidelity']['knobs']}" in capsys.readouterr().out
     with pytest.raises(ValueError, match="swept on checkpoint"):
         preset_knobs(tmp_path / "out" / "pd_front.json", "balance", "0" * 64)
+
+
+def test_compare_gives_each_models_hypervolume_under_every_seed_with_its_spread(tmp_path):
+    spasemsr = REPO / "weights" / "tiny" / "spasemsr"
+    path = sweep_file(tmp_path, steps=(1, 2), compare={"baseline": str(MODEL), "spasemsr": str(spasemsr)},
+                      compare_seeds=[1], hv_reference=[5.0, 30.0])
+    storage = f"sqlite:///{tmp_path / 'compare.db'}"
+    summary = compare_models(str(path), storage, "cmp", 2, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "sweep_summary.json").read_text()) == summary
+    assert summary["eval"]["seeds"] == [0, 1] and summary["models"]["spasemsr"]["ckpt"] == weights_sha256(spasemsr)
+    for key in ("baseline", "spasemsr"):
+        seed0, seed1 = summary["hypervolume_seeds"][key]
+        assert seed0 == summary["hypervolume"][key] > 0 and seed1 > 0
+        assert seed1 != seed0  # the same knobs sampled under another seed score otherwise
+        assert summary["hypervolume_mean"][key] == pytest.approx((seed0 + seed1) / 2)
+        assert summary["hypervolume_std"][key] == pytest.approx(abs(seed0 - seed1) / 2 ** 0.5)
 
 
 def test_journal_storage_and_a_changed_objective_is_refused(tmp_path):

@@ -78,18 +78,22 @@ class SweepObjective:
         """The trial's knob values (suggested in the file's order)."""
         return {name: suggest(trial, name, dim) for name, dim in self.spec.space.items()}
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        trial.set_user_attr("worker", self.worker)  # lets a restarted worker on this host spot a dead trial
-        knobs = self.knobs(trial)
-        settings = replace(self.base, **knob_overrides(knobs), seed=self.spec.seed)
+    def score(self, knobs: dict[str, object], seed: int) -> dict[str, float]:
+        """Every metric's mean over the images sampled with ``knobs`` under sampler seed ``seed``."""
+        settings = replace(self.base, **knob_overrides(knobs), seed=seed)
         totals = dict.fromkeys(self.metrics, 0.0)
         for image, prepared in self.images:
-            generator = torch.Generator(self.device).manual_seed(self.spec.seed)
+            generator = torch.Generator(self.device).manual_seed(seed)
             sr = self.pipeline.sample(prepared, generator, settings).cpu()
             for name in self.metrics:
                 totals[name] += float(compute(name, sr, hr=image.hr[None], lr=prepared.lr.cpu(),
                                               scale=self.pipeline.scale)[0])
-        means = {name: total / len(self.images) for name, total in totals.items()}
+        return {name: total / len(self.images) for name, total in totals.items()}
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        trial.set_user_attr("worker", self.worker)  # lets a restarted worker on this host spot a dead trial
+        knobs = self.knobs(trial)
+        means = self.score(knobs, self.spec.seed)
         trial.set_user_attr("metrics", means)
         if self.tensorboard is not None:
             write_hparams(self.tensorboard / f"trial_{trial.number:05d}", self.spec.model, knobs, means)

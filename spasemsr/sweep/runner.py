@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import optuna
@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from spasemsr.config.compose import ConfigError
 from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.sweep.front import front_rows, hypervolume_2d, presets
-from spasemsr.sweep.objective import directions
+from spasemsr.sweep.objective import SweepObjective, directions
 from spasemsr.sweep.spec import SweepSpec, load_sweep_spec
 from spasemsr.sweep.storage import open_storage, requeue_dead_local_trials
 from spasemsr.utils.atomic import atomic_path, atomic_write_text
@@ -83,8 +83,6 @@ def completed(study: optuna.Study) -> int:
 def run_worker(experiment: str, storage: str, name: str, n_trials: int, model: str | None = None,
                device: str = "cpu", tensorboard: str | None = None, worker_index: int = 0) -> int:
     """One worker: load the model and conditions once, then run trials until the study has ``n_trials``."""
-    from spasemsr.sweep.objective import SweepObjective
-
     spec = load_sweep_spec(experiment)
     if model:
         spec.model = model
@@ -157,7 +155,11 @@ def export_front(storage: str, name: str, out: str | Path, experiment: str) -> d
 
 def compare_models(experiment: str, storage: str, name: str, n_trials: int, out: str | Path,
                    device: str = "cpu") -> dict:
-    """The same sweep (same trials budget, seed, set) on every ``compare`` model; hypervolumes into a summary."""
+    """The same sweep (same trials budget, seed, set) on every ``compare`` model; hypervolumes into a summary.
+
+    With ``compare_seeds`` each model's front is also re-scored under those sampler seeds: ``hypervolume_seeds``
+    holds its hypervolume per seed (the sweep's first), ``hypervolume_mean`` and ``hypervolume_std`` (n - 1) over them.
+    """
     spec = load_sweep_spec(experiment)
     if not spec.compare:
         raise ConfigError(f"{experiment}: `compare` names no models")
@@ -172,10 +174,23 @@ def compare_models(experiment: str, storage: str, name: str, n_trials: int, out:
         objectives = study.user_attrs["objectives"]
         summary["objectives"] = objectives
         summary["hypervolume"][key] = hypervolume_2d(rows, objectives, reference)
+        if spec.compare_seeds:
+            rescorer = SweepObjective(replace(spec, model=model), device)
+            volumes = [summary["hypervolume"][key]]
+            for seed in spec.compare_seeds:
+                metrics = [rescorer.score(row["knobs"], seed) for row in rows]
+                volumes.append(hypervolume_2d([{"values": [m[name] for name in objectives]} for m in metrics],
+                                              objectives, reference))
+                print(f"compare {key}: front of {len(rows)} re-scored under seed {seed}: hypervolume {volumes[-1]:.4g}")
+            mean = sum(volumes) / len(volumes)
+            summary.setdefault("hypervolume_seeds", {})[key] = volumes
+            summary.setdefault("hypervolume_mean", {})[key] = mean
+            summary.setdefault("hypervolume_std", {})[key] = (
+                sum((v - mean) ** 2 for v in volumes) / (len(volumes) - 1)) ** 0.5
         summary["models"][key] = {"model": model, "ckpt": study.user_attrs["ckpt"], "study": study_name,
                                   "complete_trials": completed(study), "front_size": len(rows)}
     summary["eval"] = {"data": spec.eval.data, "lr": spec.eval.lr, "images": spec.eval.images, "crop": spec.eval.crop,
                        "fixed_knobs": spec.eval.knobs, "space": sorted(spec.space), "seed": spec.seed,
-                       "sampler": spec.sampler.name}
+                       "seeds": [spec.seed, *spec.compare_seeds], "sampler": spec.sampler.name}
     atomic_write_text(Path(out) / "sweep_summary.json", json.dumps(summary, indent=2))
     return summary

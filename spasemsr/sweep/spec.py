@@ -63,6 +63,10 @@ class SweepSpec:
     liveness: Liveness = field(default_factory=Liveness)
     space: dict[str, Dimension] = field(default_factory=dict)
     compare: dict[str, str] = field(default_factory=dict)  # name -> export, for the equal-budget hypervolumes
+    # each compared model's front re-scored under these sampler seeds too: its hypervolume per seed, mean ± std (the
+    # sampling noise a hypervolume difference is read against; the sweep's own seed picked the front, so it is the
+    # optimistic one)
+    compare_seeds: list[int] = field(default_factory=list)
     hv_reference: list[float] = field(default_factory=lambda: [10.0, 20.0])  # worst (fidelity, perception) counted
 
 
