@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from spasemsr.ablation.runner import run_ablation, variant_config
+from spasemsr.ablation.runner import paired_changes, run_ablation, variant_config
 from spasemsr.ablation.spec import load_spec
 from spasemsr.config import ConfigError, config_hash
 from spasemsr.utils.atomic import atomic_write_text
@@ -136,6 +136,16 @@ def test_the_photo_ablation_trains_spasemsr_as_shipped_and_samples_each_model_th
     assert variant_config(spec, "full", "full", tmp_path).model.text.train_grounding == "drm_lr_photo"
     assert variant_config(spec, "wo_img", "full", tmp_path).model.text.train_grounding == "drm_lr_photo"
     assert "text" not in variant_config(spec, "baseline", "full", tmp_path).model  # train_base: not its config
+
+
+def test_paired_changes_take_each_seed_against_the_same_seed_of_the_full_model():
+    def row(name, psnr):
+        return {"name": name, "per_sample_seed": {str(s): {"psnr_y": v, "niqe": 5.0} for s, v in enumerate(psnr)}}
+
+    full, variant = row("full", [20.0, 21.0, 19.0]), row("w/o x", [20.1, 21.2, 19.3])  # seeds move both alike
+    [line] = paired_changes([full, variant, {"name": "one seed", "means": {}}])
+    assert line == "w/o x - full, paired over sampler seeds 0,1,2: psnr_y +0.200 ± 0.100, niqe +0.000 ± 0.000"
+    assert paired_changes([{"name": "full", "means": {}}, variant]) == []  # no seeds on the reference row
 
 
 def test_the_experiment_file_is_validated(tmp_path):

@@ -189,6 +189,37 @@ def _run_pairs(experiment: str, budget: str, runs: str, out: str, rerun: tuple[s
             for name, seed in pairs]
 
 
+PAIRED = ("psnr_y", "niqe")
+"""The PD plane's axes: the metrics whose paired change against the first row the table states."""
+
+
+def paired_changes(rows: list[dict]) -> list[str]:
+    """Each row's change against the first (the full model) per sampler seed, mean ± std over the seeds, as table lines.
+
+    The seed moves every model's samples alike, so the change between two models under the same seed is far less
+    noisy than either row's own spread; only rows sampled under the same several seeds are compared.
+    """
+    first = rows[0].get("per_sample_seed")
+    if not first or len(first) < 2:
+        return []
+    lines = []
+    for row in rows[1:]:
+        seeds = row.get("per_sample_seed")
+        if not seeds or seeds.keys() != first.keys():
+            continue
+        cells = []
+        for metric in PAIRED:
+            changes = [seeds[s][metric] - first[s][metric] for s in first if metric in seeds[s] and metric in first[s]]
+            if len(changes) == len(first):
+                mean = sum(changes) / len(changes)
+                spread = (sum((c - mean) ** 2 for c in changes) / (len(changes) - 1)) ** 0.5
+                cells.append(f"{metric} {mean:+.3f} ± {spread:.3f}")
+        if cells:
+            lines.append(f"{row['name']} - {rows[0]['name']}, paired over sampler seeds {','.join(first)}: "
+                         + ", ".join(cells))
+    return lines
+
+
 def write_ablation_tables(spec: AblationSpec, budget: str, out: Path, runs: Path) -> None:
     """Tables of every variant complete under all seeds, in file order (so parallel ``--only`` runs add up); missing
     ones named. Several seeds: each row is the mean over seeds with their std beside it, plus ``summary.json``."""
@@ -210,7 +241,8 @@ def write_ablation_tables(spec: AblationSpec, budget: str, out: Path, runs: Path
         rows.append(records[0] if len(seeds) == 1 else seed_mean(records))
         summary[name] = {metric: [record["means"][metric] for record in records] for metric in rows[-1]["means"]}
     if rows:
-        write_tables(rows, stem, title=f"{spec.name} ({budget} budget)", footer=missing)
+        paired = paired_changes(rows) if len(seeds) == 1 else []  # several training seeds: their spread is the noise
+        write_tables(rows, stem, title=f"{spec.name} ({budget} budget)", footer=[*missing, *paired])
         if len(seeds) > 1:
             atomic_write_text(stem / "summary.json", json.dumps({"seeds": seeds, "variants": summary}, indent=2))
         print(f"ablation: tables in {stem}.md, .csv, .tex; TensorBoard: tensorboard --logdir {runs / budget}")
