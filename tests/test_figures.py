@@ -449,16 +449,22 @@ class _Pipeline:
         return (F.interpolate(lr, scale_factor=4, mode="nearest") * (1 - 0.1 * knobs.w_spa) + 0.05 * knobs.w_sem)
 
 
-def test_probe_knob_grid_samples_the_fixed_probe_image_with_its_known(tmp_path, monkeypatch):
+def _knob_sweep(tmp_path: Path, monkeypatch, data: str, pipeline: _Pipeline) -> Path:
+    """A sweep file on ``data`` whose model is ``pipeline``, and a 2 x 2 knob grid."""
     model = tmp_path / "model"
     model.mkdir()
     (model / "unet.safetensors").write_bytes(b"not a real model")
-    sweep = tmp_path / "probe_sweep.yaml"
-    sweep.write_text(f"model: {model}\neval: {{data: probe, knobs: {{steps: 3}}}}\nseed: 0\n"
+    sweep = tmp_path / f"{data}_sweep.yaml"
+    sweep.write_text(f"model: {model}\neval: {{data: {data}, knobs: {{steps: 3}}}}\nseed: 0\n"
                      "space: {w_spa: {low: 0.0, high: 2.0}}\n")
-    pipeline = _Pipeline()
     monkeypatch.setattr("spasemsr.weights.exports.load_pipeline", lambda path, device: pipeline)
     monkeypatch.setattr(collect, "KNOB_VALUES", (0.0, 1.0))
+    return sweep
+
+
+def test_probe_knob_grid_samples_the_fixed_probe_image_with_its_known(tmp_path, monkeypatch):
+    pipeline = _Pipeline()
+    sweep = _knob_sweep(tmp_path, monkeypatch, "probe", pipeline)
     results = tmp_path / "results"
     record = json.loads(collect.knob_grid(results, sweep, study=PROBE).read_text())
     known, = pipeline.known
@@ -482,14 +488,7 @@ class _NoisyPipeline(_Pipeline):
 
 
 def test_photo_knob_grid_samples_each_cell_under_three_seeds_and_measures_the_seeds_own_change(tmp_path, monkeypatch):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "unet.safetensors").write_bytes(b"not a real model")
-    sweep = tmp_path / "pd_sweep.yaml"
-    sweep.write_text(f"model: {model}\neval: {{data: kodak5, knobs: {{steps: 3}}}}\nseed: 0\n"
-                     "space: {w_spa: {low: 0.0, high: 2.0}}\n")
-    monkeypatch.setattr("spasemsr.weights.exports.load_pipeline", lambda path, device: _NoisyPipeline())
-    monkeypatch.setattr(collect, "KNOB_VALUES", (0.0, 1.0))
+    sweep = _knob_sweep(tmp_path, monkeypatch, "kodak5", _NoisyPipeline())
     monkeypatch.setattr(collect, "_scores", lambda sr, image, scale, names: {"psnr_y": float(sr.mean()), "niqe": 1.0})
     results = tmp_path / "results"
     record = json.loads(collect.knob_grid(results, sweep).read_text())
