@@ -193,6 +193,17 @@ def test_ablation_bars_measure_each_variant_against_the_full_model(smoke):
     assert images == [pytest.approx([-0.6] * 3), pytest.approx([0.5] * 3)]  # paired per image
 
 
+def test_committed_ablation_bars_pair_each_sampler_seed_of_each_model():
+    results = REPO / "experiments" / "results"
+    rows = ablation_bars.load_ablation(results)  # one model per variant, each sampled under seeds 0, 1, 2
+    assert {row["unit"] for row in rows} == {"sampler seed"}
+    names, _, units = ablation_bars.deltas(rows, "psnr_y")
+    full = json.loads((results / "ablation" / "full.json").read_text())["per_sample_seed"]
+    baseline = json.loads((results / "ablation" / "baseline.json").read_text())
+    assert len(full) == 3 and units[names.index(baseline["name"])] == pytest.approx(
+        [baseline["per_sample_seed"][seed]["psnr_y"] - full[seed]["psnr_y"] for seed in full])
+
+
 def test_a_missing_file_is_named_with_its_command_and_nothing_is_written(smoke, tmp_path):
     (smoke / "pd_sweep_trials.csv").unlink()
     out = tmp_path / "figures"

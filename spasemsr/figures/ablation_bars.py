@@ -1,8 +1,9 @@
 """The ablation as bars: each variant's change against the full model per metric, with every unit's own change.
 
 Changes rather than absolute means, so bars start at zero honestly. The dots show how much of a mean
-difference the units carry: each image of a one-seed ablation (photo study), each seed of one run under
-several seeds (the probe), paired with the full model's same image or seed. Bars are blue where the change
+difference the units carry: each image of a one-seed ablation, each sampler seed of one sampled under several
+(the photo study), each seed of one run under several seeds (the probe), paired with the full model's same image
+or seed. Bars are blue where the change
 is better (the registry's direction), orange where worse.
 """
 
@@ -34,13 +35,16 @@ def _records(folder: Path) -> list[dict]:
 
 
 def _row(table_row: dict, records: list[dict], folder: Path, producer: str) -> dict:
-    """A table row's record with its paired units: the images of one seed's record, or one mean per seed.
+    """A table row's record with its paired units: the images of one seed's record, one mean per seed, or one mean
+    per sampler seed of one trained model (``sample_seeds``).
 
     Several seeds: the means and std are the table's, the units each seed's own record.
     """
     name, seeds = table_row["name"], table_row["seeds"]
+    mine = [r for r in records if r["name"] == name]
+    if len(mine) == 1 and "per_sample_seed" in mine[0]:  # one model, sampled under several seeds
+        return {**mine[0], "unit": "sampler seed", "units": mine[0]["per_sample_seed"]}
     if len(seeds) == 1:
-        mine = [r for r in records if r["name"] == name]
         if not mine:
             raise MissingInputs([(folder / "<variant>.json", f"{producer}; no record named {name!r}")])
         return {**mine[0], "unit": "image", "units": mine[0]["per_image"]}
