@@ -44,7 +44,7 @@ def sweep_file(folder: Path, steps: tuple[int, int] = (1, 3), **changes) -> Path
     spec.sampler.population_size = 4
     spec.liveness = {"heartbeat_interval": 1, "grace_period": 3, "max_retry": 2}
     for key, value in changes.items():
-        OmegaConf.update(spec, key, value)
+        OmegaConf.update(spec, key, value, merge=False)  # a dict given replaces the file's (e.g. compare)
     path = folder / "sweep.yaml"
     path.write_text(OmegaConf.to_yaml(spec))
     return path
