@@ -32,7 +32,7 @@ from spasemsr.config import ConfigError, config_hash, load_config
 from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.evaluation.evaluate import evaluate, seed_folder
 from spasemsr.evaluation.spec import EvalSpec
-from spasemsr.evaluation.table import seed_mean, write_tables
+from spasemsr.evaluation.table import mean_std, seed_mean, write_tables
 from spasemsr.utils.atomic import atomic_write_text
 from spasemsr.utils.cores import threads_per_worker, use_threads
 
@@ -128,11 +128,11 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
         _check_run_folder(folder, cfg_hash, name)
         print(f"ablation: training {variant.train_as or name} ({variant.label}) -> {folder}")
         export = train(cfg)
-    runs = [evaluate(str(export), plan.dataset(cfg.data.scale), plan.metrics, seed_folder(eval_dir, sample_seed),
-                     plan.knobs, seed=sample_seed, rescore=reevaluate == "rescore", resume=reevaluate != "resample")
-            for sample_seed in sample_seeds]
-    result = runs[0] if len(runs) == 1 else {
-        **seed_mean(runs), "per_sample_seed": {str(s): run["means"] for s, run in zip(sample_seeds, runs, strict=True)}}
+    sampled = [evaluate(str(export), plan.dataset(cfg.data.scale), plan.metrics, seed_folder(eval_dir, sample_seed),
+                        plan.knobs, seed=sample_seed, rescore=reevaluate == "rescore",
+                        resume=reevaluate != "resample") for sample_seed in sample_seeds]
+    result = sampled[0] if len(sampled) == 1 else {**seed_mean(sampled), "per_sample_seed": {
+        str(s): one["means"] for s, one in zip(sample_seeds, sampled, strict=True)}}
     manifest = json.loads((export / "manifest.json").read_text())
     result = {"name": variant.label, **result, "ablation": {
         "variant": name, "seed": seed, "sample_seeds": sample_seeds, "budget": budget, "config_hash": cfg_hash,
@@ -211,8 +211,7 @@ def paired_changes(rows: list[dict]) -> list[str]:
         for metric in PAIRED:
             changes = [seeds[s][metric] - first[s][metric] for s in first if metric in seeds[s] and metric in first[s]]
             if len(changes) == len(first):
-                mean = sum(changes) / len(changes)
-                spread = (sum((c - mean) ** 2 for c in changes) / (len(changes) - 1)) ** 0.5
+                mean, spread = mean_std(changes)
                 cells.append(f"{metric} {mean:+.3f} ± {spread:.3f}")
         if cells:
             lines.append(f"{row['name']} - {rows[0]['name']}, paired over sampler seeds {','.join(first)}: "

@@ -19,12 +19,17 @@ from spasemsr.metrics.registry import METRICS, lower_better
 from spasemsr.utils.atomic import atomic_path, atomic_write_text
 
 
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample std (n - 1) of at least two values: the spread every seed comparison states."""
+    mean = sum(values) / len(values)
+    return mean, (sum((x - mean) ** 2 for x in values) / (len(values) - 1)) ** 0.5
+
+
 def seed_mean(records: Sequence[dict]) -> dict:
     """One table row of one method's per-seed records: their mean per metric, the std (n - 1) under ``spread``."""
     metrics = [m for m in records[0]["means"] if all(m in r["means"] for r in records)]
-    values = {m: [r["means"][m] for r in records] for m in metrics}
-    mean = {m: sum(v) / len(v) for m, v in values.items()}
-    spread = {m: (sum((x - mean[m]) ** 2 for x in v) / (len(v) - 1)) ** 0.5 for m, v in values.items()}
+    stats = {m: mean_std([r["means"][m] for r in records]) for m in metrics}
+    mean, spread = {m: s[0] for m, s in stats.items()}, {m: s[1] for m, s in stats.items()}
     seeds = [r["record"]["seed"] for r in records]
     return {**records[0], "means": mean, "spread": spread,
             "record": {**records[0]["record"], "seed": ",".join(map(str, seeds))}}

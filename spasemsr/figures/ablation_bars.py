@@ -3,8 +3,7 @@
 Changes rather than absolute means, so bars start at zero honestly. The dots show how much of a mean
 difference the units carry: each image of a one-seed ablation, each sampler seed of one sampled under several
 (the photo study), each seed of one run under several seeds (the probe), paired with the full model's same image
-or seed. Bars are blue where the change
-is better (the registry's direction), orange where worse.
+or seed. Bars are blue where the change is better (the registry's direction), orange where worse.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from spasemsr.evaluation.datasets import EvalImage, bundled_set, load_eval_set
 from spasemsr.evaluation.identity import export_config_hash, weights_sha256
 from spasemsr.evaluation.methods import load_method
 from spasemsr.evaluation.suite import METHODS, RAW, SuiteMethod, run_suite, suite_method
+from spasemsr.evaluation.table import mean_std
 from spasemsr.figures.inputs import FIGURE_DATA_DIR, FRONT, SWEEP, read_json
 from spasemsr.figures.studies import PHOTO, Study, find_study
 from spasemsr.metrics.color import quantize_8bit
@@ -70,12 +71,11 @@ def _scores(sr: Tensor, image: EvalImage, scale: int, names: tuple[str, ...] = S
 
 def _mean_std(per_seed: list[dict[str, float]]) -> dict[str, float]:
     """Each score's mean over the seeds, and with several seeds its std (n - 1) as ``<score>_std``."""
+    if len(per_seed) == 1:
+        return dict(per_seed[0])
     out = {}
     for name in per_seed[0]:
-        values = [scores[name] for scores in per_seed]
-        out[name] = sum(values) / len(values)
-        if len(values) > 1:
-            out[f"{name}_std"] = (sum((v - out[name]) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        out[name], out[f"{name}_std"] = mean_std([scores[name] for scores in per_seed])
     return out
 
 

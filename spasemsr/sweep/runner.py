@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from spasemsr.config.compose import ConfigError
 from spasemsr.evaluation.identity import weights_sha256
+from spasemsr.evaluation.table import mean_std
 from spasemsr.sweep.front import front_rows, hypervolume_2d, presets
 from spasemsr.sweep.objective import SweepObjective, directions
 from spasemsr.sweep.spec import SweepSpec, load_sweep_spec
@@ -88,6 +89,12 @@ def run_worker(experiment: str, storage: str, name: str, n_trials: int, model: s
         spec.model = model
     open_storage(storage, spec.liveness)  # a bad URL or a damaged database fails before the model loads
     objective = SweepObjective(spec, device, Path(tensorboard) if tensorboard else None)
+    return _run_trials(spec, storage, name, n_trials, objective, worker_index)
+
+
+def _run_trials(spec: SweepSpec, storage: str, name: str, n_trials: int, objective: SweepObjective,
+                worker_index: int = 0) -> int:
+    """Top the study up to ``n_trials`` complete trials with an objective already loaded; its complete count."""
     study = open_study(spec, storage, name, objective.objectives, spec.model, worker_index)
     requeued = requeue_dead_local_trials(study, spec.liveness)
     if requeued:
@@ -166,27 +173,26 @@ def compare_models(experiment: str, storage: str, name: str, n_trials: int, out:
     reference = tuple(spec.hv_reference)
     summary: dict = {"trials_per_model": n_trials, "reference_point": list(reference), "hypervolume": {},
                      "models": {}}
+    open_storage(storage, spec.liveness)  # a bad URL or a damaged database fails before any model loads
     for key, model in spec.compare.items():
-        study_name = f"{name}-{key}"
-        run_worker(experiment, storage, study_name, n_trials, model=model, device=device)
+        study_name, model_spec = f"{name}-{key}", replace(spec, model=model)
+        objective = SweepObjective(model_spec, device)  # loaded once: for the trials and the re-scoring
+        _run_trials(model_spec, storage, study_name, n_trials, objective)
         study = optuna.load_study(study_name=study_name, storage=open_storage(storage, spec.liveness))
         rows = front_rows(study)
         objectives = study.user_attrs["objectives"]
         summary["objectives"] = objectives
         summary["hypervolume"][key] = hypervolume_2d(rows, objectives, reference)
         if spec.compare_seeds:
-            rescorer = SweepObjective(replace(spec, model=model), device)
             volumes = [summary["hypervolume"][key]]
             for seed in spec.compare_seeds:
-                metrics = [rescorer.score(row["knobs"], seed) for row in rows]
-                volumes.append(hypervolume_2d([{"values": [m[name] for name in objectives]} for m in metrics],
+                metrics = [objective.score(row["knobs"], seed) for row in rows]
+                volumes.append(hypervolume_2d([{"values": [m[metric] for metric in objectives]} for m in metrics],
                                               objectives, reference))
                 print(f"compare {key}: front of {len(rows)} re-scored under seed {seed}: hypervolume {volumes[-1]:.4g}")
-            mean = sum(volumes) / len(volumes)
             summary.setdefault("hypervolume_seeds", {})[key] = volumes
-            summary.setdefault("hypervolume_mean", {})[key] = mean
-            summary.setdefault("hypervolume_std", {})[key] = (
-                sum((v - mean) ** 2 for v in volumes) / (len(volumes) - 1)) ** 0.5
+            summary.setdefault("hypervolume_mean", {})[key], summary.setdefault("hypervolume_std", {})[key] = (
+                mean_std(volumes))
         summary["models"][key] = {"model": model, "ckpt": study.user_attrs["ckpt"], "study": study_name,
                                   "complete_trials": completed(study), "front_size": len(rows)}
     summary["eval"] = {"data": spec.eval.data, "lr": spec.eval.lr, "images": spec.eval.images, "crop": spec.eval.crop,
