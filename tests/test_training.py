@@ -19,7 +19,7 @@ from spasemsr.config import load_config
 from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.data.datamodule import SRDataModule
 from spasemsr.models.controlnet_sr import ControlNetSRModule
-from spasemsr.training.run import build_trainer, resume_path, run_dir, train
+from spasemsr.training.run import build_trainer, latest_checkpoint, resume_path, run_dir, train
 from tests.conftest import REPO, overfit
 
 
@@ -124,22 +124,27 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(sr_cfg, tmp_path):
     long_run = _with(sr_cfg, **{"trainer.max_steps": 500})
     config = tmp_path / "run.yaml"
     config.write_text(OmegaConf.to_yaml(long_run))
-    last = run_dir(sr_cfg) / "checkpoints" / "last.ckpt"
+    checkpoints = run_dir(sr_cfg) / "checkpoints"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "spasemsr", "train", "--config", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 240
-        while not last.is_file() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-        time.sleep(1.0)  # let it train past the first checkpoint before the kill
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert last.is_file(), "the run never wrote a checkpoint"
+    log = tmp_path / "train.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "spasemsr", "train", "--config", str(config)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            deadline = time.time() + 240
+            while latest_checkpoint(checkpoints) is None and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.5)
+            time.sleep(1.0)  # let it train past the first checkpoint before the kill
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    # the kill may land between Lightning removing last.ckpt's link and making the new one: resume then
+    # takes the newest step checkpoint (latest_checkpoint), which is what this run must find
+    last = latest_checkpoint(checkpoints)
+    assert last is not None, f"the run never wrote a checkpoint: {log.read_text()[-2000:]}"
     step = torch.load(last, weights_only=True)["global_step"]
     assert 2 <= step < 500
 
     export = train(_with(sr_cfg, **{"trainer.max_steps": step + 2}))
     manifest = json.loads((export / "manifest.json").read_text())
-    assert manifest["resumed_from"] == str(last) and manifest["steps"] == step + 2
+    assert manifest["resumed_from"] == last and manifest["steps"] == step + 2
