@@ -43,10 +43,9 @@ def _upscale(args: argparse.Namespace) -> int:
         return 2
     knobs = None
     if args.preset:
-        from spasemsr.evaluation.identity import weights_sha256
         from spasemsr.sweep.front import preset_knobs
 
-        knobs = preset_knobs(local_path(args.presets), args.preset, weights_sha256(ckpt))
+        knobs = preset_knobs(local_path(args.presets), args.preset, ckpt)
         print(f"preset {args.preset}: {knobs}")
     if args.tile:
         knobs = {**(knobs or {}), "tile_size": args.tile, "tile_overlap": args.tile_overlap}

@@ -78,6 +78,21 @@ def test_a_rerun_skips_complete_variants_and_redoes_a_lost_one(smoke, capsys):
 
 
 @pytest.mark.slow  # shares the smoke ablation (about 90 s on 2 cores)
+def test_a_record_made_with_another_frozen_prior_is_not_complete(smoke, monkeypatch):
+    from spasemsr.ablation import runner
+    from spasemsr.evaluation.identity import weights_sha256
+    from spasemsr.weights.paths import local_path
+
+    out, runs = smoke
+    spec, record = load_spec(EXPERIMENT), out / "ablation_smoke" / "full.json"
+    cfg, identity = runner.variant_identity(spec, "full", "smoke", runs, 0)
+    assert identity["backbone"] == weights_sha256(local_path(cfg.profile.backbone_path))
+    assert runner._is_complete(record, identity)
+    monkeypatch.setattr(runner, "prior_sha256", lambda path: "0" * 64)  # another VAE or UNet under the same path
+    assert not runner._is_complete(record, runner.variant_identity(spec, "full", "smoke", runs, 0)[1])
+
+
+@pytest.mark.slow  # shares the smoke ablation (about 90 s on 2 cores)
 def test_resample_evaluates_a_complete_variant_again_without_training(smoke, capsys):
     out, runs = smoke
     record = out / "ablation_smoke" / "full.json"

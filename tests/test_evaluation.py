@@ -136,6 +136,37 @@ def test_rescore_scores_the_saved_sr_of_the_same_run_only(pairs, tmp_path):
     assert not fresh["record"]["rescored"] and fresh["means"] == first["means"]
 
 
+def test_a_diffusion_models_results_are_tied_to_its_frozen_prior_not_only_its_own_weights(export_dir, tmp_path):
+    import shutil
+
+    from diffusers import AutoencoderKL
+    from omegaconf import OmegaConf
+
+    from spasemsr.evaluation.identity import backbone_sha256
+
+    cfg = OmegaConf.load(export_dir / "config.yaml")
+    prior, export = tmp_path / "prior_copy", tmp_path / "export_copy"
+    shutil.copytree(cfg.profile.backbone_path, prior)
+    shutil.copytree(export_dir, export)
+    cfg.profile.backbone_path = str(prior)
+    (export / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    hr = _image(5, 32, 32)
+    write_image(hr, tmp_path / "hr" / "p.png")
+    write_image(bicubic_down(hr[None], 4)[0], tmp_path / "lr" / "p.png")
+    dataset, out = paired_set(tmp_path / "hr", tmp_path / "lr"), tmp_path / "out"
+    first = evaluate(str(export), dataset, ["psnr_y"], out, {"steps": 1}, seed=0)
+    assert first["record"]["backbone"] == weights_sha256(prior) == backbone_sha256(export)
+    assert evaluate(str(export), dataset, ["psnr_y"], out, {"steps": 1}, seed=0, rescore=True)["record"]["rescored"]
+    vae = AutoencoderKL.from_pretrained(prior / "vae")  # a new decoder under the same path, the export untouched
+    with torch.no_grad():
+        vae.decoder.conv_out.bias.add_(0.5)
+    vae.save_pretrained(prior / "vae")
+    again = evaluate(str(export), dataset, ["psnr_y"], out, {"steps": 1}, seed=0, rescore=True)
+    assert again["record"]["ckpt"] == first["record"]["ckpt"]
+    assert again["record"]["backbone"] == weights_sha256(prior) != first["record"]["backbone"]
+    assert not again["record"]["rescored"] and again["means"] != first["means"]  # sampled again, with the new VAE
+
+
 def test_unknown_or_mistyped_knobs_are_refused_with_the_valid_ones(pairs, tmp_path, capsys):
     hr_dir, lr_dir = pairs
     base = ["evaluate", "--hr", str(hr_dir), "--lr", str(lr_dir), "--out", str(tmp_path / "o")]

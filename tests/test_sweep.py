@@ -23,7 +23,7 @@ from spasemsr.cli import main
 from spasemsr.config import ConfigError
 from spasemsr.data.images import write_image
 from spasemsr.evaluation.datasets import bundled_set
-from spasemsr.evaluation.identity import weights_sha256
+from spasemsr.evaluation.identity import backbone_sha256, weights_sha256
 from spasemsr.sweep.front import hypervolume_2d, preset_knobs, presets
 from spasemsr.sweep.objective import SweepObjective
 from spasemsr.sweep.runner import compare_models, export_front, run_worker
@@ -108,7 +108,12 @@ def test_sqlite_study_resumes_exports_a_front_and_feeds_upscale_presets(tmp_path
                  "--presets", str(tmp_path / "out" / "pd_front.json")]) == 0
     assert f"preset fidelity: {record['presets']['fidelity']['knobs']}" in capsys.readouterr().out
     with pytest.raises(ValueError, match="swept on checkpoint"):
-        preset_knobs(tmp_path / "out" / "pd_front.json", "balance", "0" * 64)
+        preset_knobs(tmp_path / "out" / "pd_front.json", "balance", REPO / "weights" / "tiny" / "spasemsr")
+    assert record["backbone"] == backbone_sha256(MODEL)
+    moved = tmp_path / "moved_front.json"
+    moved.write_text(json.dumps({**record, "backbone": "0" * 64}))  # swept before the prior's VAE or UNet changed
+    with pytest.raises(ValueError, match="with frozen prior 0000000000000000"):
+        preset_knobs(moved, "balance", MODEL)
 
 
 def test_compare_gives_each_models_hypervolume_under_every_seed_with_its_spread(tmp_path):

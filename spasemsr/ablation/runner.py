@@ -31,6 +31,7 @@ from spasemsr.ablation.spec import AblationSpec, load_spec, seeds_of
 from spasemsr.config import ConfigError, config_hash, load_config
 from spasemsr.config.compose import CONFIGS_ROOT
 from spasemsr.evaluation.evaluate import evaluate, seed_folder
+from spasemsr.evaluation.identity import prior_sha256
 from spasemsr.evaluation.spec import EvalSpec
 from spasemsr.evaluation.table import mean_std, seed_mean, write_tables
 from spasemsr.utils.atomic import atomic_write_text
@@ -70,12 +71,21 @@ def sample_seeds_of(spec: AblationSpec, budget: str, seed: int) -> list[int]:
     return list(spec.budgets[budget].sample_seeds) or [seed]
 
 
-def _is_complete(record_path: Path, cfg_hash: str, plan: EvalSpec, sample_seeds: list[int]) -> bool:
+def variant_identity(spec: AblationSpec, name: str, budget: str, runs: Path, seed: int) -> tuple[DictConfig, dict]:
+    """A variant's config, and what its record must match to count as complete: the config, the evaluation, the
+    sampler seeds and the frozen prior's weights (another VAE or UNet under the same path makes the record stale)."""
+    cfg = variant_config(spec, name, budget, runs, seed)
+    return cfg, {"config_hash": config_hash(cfg), "eval": asdict(variant_eval(spec, name, budget)),
+                 "sample_seeds": sample_seeds_of(spec, budget, seed),
+                 "backbone": prior_sha256(cfg.profile.backbone_path)}
+
+
+def _is_complete(record_path: Path, identity: dict) -> bool:
     if not record_path.is_file():
         return False
     done = json.loads(record_path.read_text()).get("ablation", {})
-    return (done.get("config_hash") == cfg_hash and done.get("eval") == asdict(plan)
-            and done.get("sample_seeds", [done.get("seed")]) == sample_seeds)
+    done = {**done, "sample_seeds": done.get("sample_seeds", [done.get("seed")])}
+    return all(done.get(key) == value for key, value in identity.items())
 
 
 def _check_run_folder(folder: Path, cfg_hash: str, name: str) -> None:
@@ -109,16 +119,15 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
 
     seed = seeds_of(spec)[0] if seed is None else seed
     variant = spec.variants[name]
-    cfg = variant_config(spec, name, budget, runs, seed)
-    cfg_hash, plan = config_hash(cfg), variant_eval(spec, name, budget)
-    sample_seeds = sample_seeds_of(spec, budget, seed)
+    cfg, identity = variant_identity(spec, name, budget, runs, seed)
+    cfg_hash, plan, sample_seeds = identity["config_hash"], variant_eval(spec, name, budget), identity["sample_seeds"]
     record_path = out / table_stem(spec, budget) / f"{run_name(spec, name, seed)}.json"
     folder = run_dir(cfg)
     eval_dir = folder / (f"eval_{name}" if variant.train_as else "eval")
     if rerun:
         shutil.rmtree(eval_dir if variant.train_as else folder, ignore_errors=True)
         record_path.unlink(missing_ok=True)
-    complete = _is_complete(record_path, cfg_hash, plan, sample_seeds)
+    complete = _is_complete(record_path, identity)
     if complete and not (reevaluate and (folder / "export").is_dir()):
         print(f"ablation: {name} is complete ({record_path}), skipped")
         return json.loads(record_path.read_text())
@@ -135,8 +144,7 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
         str(s): one["means"] for s, one in zip(sample_seeds, sampled, strict=True)}}
     manifest = json.loads((export / "manifest.json").read_text())
     result = {"name": variant.label, **result, "ablation": {
-        "variant": name, "seed": seed, "sample_seeds": sample_seeds, "budget": budget, "config_hash": cfg_hash,
-        "eval": asdict(plan),
+        "variant": name, "seed": seed, "budget": budget, **identity,
         "overrides": variant.overrides, "steps": manifest["steps"],
         "train_wall_seconds": manifest["wall_seconds_this_invocation"], "final_metrics": manifest["final_metrics"],
     }}
@@ -229,9 +237,7 @@ def write_ablation_tables(spec: AblationSpec, budget: str, out: Path, runs: Path
         records = []
         for seed in seeds:
             record_path = stem / f"{run_name(spec, name, seed)}.json"
-            cfg_hash = config_hash(variant_config(spec, name, budget, runs, seed))
-            if _is_complete(record_path, cfg_hash, variant_eval(spec, name, budget),
-                            sample_seeds_of(spec, budget, seed)):
+            if _is_complete(record_path, variant_identity(spec, name, budget, runs, seed)[1]):
                 records.append(json.loads(record_path.read_text()))
         if len(records) < len(seeds):
             missing.append(f"{spec.variants[name].label} ({name}): {len(seeds) - len(records)} of {len(seeds)} "

@@ -24,6 +24,7 @@ SPATIAL_MODES = ("none", "tags", "tags_boxes")
 BOX_ENCODERS = ("sinusoidal", "linear")
 # what the training grounder sees: the HR crop, DRM(LR) of the crop, or DRM(LR) of the crop's whole photo (as inference)
 TRAIN_GROUNDING_INPUTS = ("hr", "drm_lr", "drm_lr_photo")
+RECON_LOSSES = ("l1", "mse")  # the VAE's reconstruction loss
 
 CHOICES: dict[str, Iterable[str]] = {
     "data.source": DATA_SOURCES,
@@ -35,6 +36,7 @@ CHOICES: dict[str, Iterable[str]] = {
     "trainer.frozen_dtype": FROZEN_DTYPE_NAMES,
     "trainer.lr_schedule": LR_SCHEDULES,
     "model.fusion": R.FUSIONS,
+    "model.recon_loss": RECON_LOSSES,
     "model.text.spatial": SPATIAL_MODES,
     "model.text.box_encoder": BOX_ENCODERS,
     "model.text.train_grounder": R.GROUNDERS,

@@ -17,6 +17,15 @@ class AutoencoderTask:
     # Train on crops whose RGB channels are randomly permuted, meant to widen the colours the VAE sees (the bundled
     # photos are 7/19 grey). Measured on the tiny VAE as a fine-tune it made colour worse (configs/tiny_vae.yaml).
     channel_shuffle: bool = False
+    # Scale each crop's chroma (RGB minus its luma) by a factor drawn in [1, 1 + saturation_jitter], clipped to
+    # [0, 1]: saturated colours the bundled photos rarely hold (kodak's hats are decoded G -0.08, B +0.07 off).
+    saturation_jitter: float = 0.0
+    recon_loss: str = "l1"  # l1 | mse (mse optimises PSNR itself, as SD's ft-MSE decoder)
+    # A VAE folder (config.json + weights) to fine-tune instead of a fresh one from ``profile.vae_arch``.
+    init_from: str = ""
+    # False: only the decoder trains (from ``init_from``); the encoder's latents, its ``scaling_factor`` and every
+    # model trained on them stay valid, so the new decoder drops into a trained chain (as SD's ft-MSE decoder).
+    train_encoder: bool = True
     # Batches used after training to set ``scaling_factor`` so latents have unit variance (as SD does).
     scaling_batches: int = 8
 

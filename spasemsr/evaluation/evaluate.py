@@ -100,7 +100,8 @@ def evaluate(method: str, dataset: EvalSet, metrics: Sequence[str] | None, out_d
         "protocol": protocol(metrics, dataset),
         "unavailable": unavailable,
         "record": {
-            "method": method, "ckpt": runner.ckpt, "config": runner.config, "knobs": runner.knobs,
+            "method": method, "ckpt": runner.ckpt, "backbone": runner.backbone, "config": runner.config,
+            "knobs": runner.knobs,
             "dataset": dataset.record(), "seed": seed, "versions": package_versions(), "rescored": reuse,
             "resumed_images": resumed,
             "wall_seconds": round(time.perf_counter() - started, 2),

@@ -23,6 +23,22 @@ def weights_sha256(folder: Path) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
+def prior_sha256(backbone_path: str) -> str | None:
+    """``weights_sha256`` of a frozen prior folder (``profile.backbone_path``: VAE, UNet), None if there is none."""
+    from spasemsr.weights.paths import local_path
+
+    root = local_path(backbone_path) if backbone_path else None
+    return weights_sha256(root) if root is not None and root.is_dir() else None
+
+
+def backbone_sha256(export: Path) -> str | None:
+    """The frozen prior an exported SR model samples with (``prior_sha256``): its SR images depend on those files as
+    on its own, so results made with another VAE or UNet there never pass for this model's (the export's own hash
+    covers only what it trained)."""
+    config = Path(export) / "config.yaml"
+    return prior_sha256(OmegaConf.load(config).profile.get("backbone_path", "")) if config.is_file() else None
+
+
 def export_config_hash(folder: Path) -> str | None:
     """The config hash from the export's manifest.json (in ``folder`` or its parent), else of its config.yaml."""
     for place in (folder, folder.parent):
@@ -45,8 +61,8 @@ def code_fingerprint() -> str:
 
 def sampling_identity(method: str, runner: Method, dataset: EvalSet, seed: int) -> dict:
     """What the SR images in ``sr/`` are a function of (written before the first one, so a rerun can resume)."""
-    return {"method": method, "ckpt": runner.ckpt, "knobs": runner.knobs, "dataset": dataset.hash, "seed": seed,
-            "code": code_fingerprint()}
+    return {"method": method, "ckpt": runner.ckpt, "backbone": runner.backbone, "knobs": runner.knobs,
+            "dataset": dataset.hash, "seed": seed, "code": code_fingerprint()}
 
 
 def reusable_sr(out_dir: Path, runner: Method, dataset: EvalSet, seed: int) -> bool:
@@ -55,6 +71,6 @@ def reusable_sr(out_dir: Path, runner: Method, dataset: EvalSet, seed: int) -> b
     if not previous.is_file():
         return False
     record = json.loads(previous.read_text())["record"]
-    same = (record["ckpt"], record["knobs"], record["dataset"]["hash"], record["seed"])
-    return same == (runner.ckpt, runner.knobs, dataset.hash, seed) and all(
+    same = (record["ckpt"], record.get("backbone"), record["knobs"], record["dataset"]["hash"], record["seed"])
+    return same == (runner.ckpt, runner.backbone, runner.knobs, dataset.hash, seed) and all(
         (out_dir / "sr" / f"{entry.name}.png").is_file() for entry in dataset.entries)

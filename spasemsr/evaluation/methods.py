@@ -21,6 +21,7 @@ class Method:
     ckpt: str
     config: str | None
     knobs: dict | None
+    backbone: str | None = None  # the frozen prior's weights (identity.backbone_sha256), for diffusion models
 
 
 def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int, device: str,
@@ -28,7 +29,7 @@ def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int,
     """Build a restorer (``bicubic``, ``realesrgan_x4plus``, ``realsr_df2k``, ``drm:PATH``; ``NAME:PATH`` gives any
     restorer its weights) or an exported diffusion model (its sampler knobs overridden by ``knobs``; ``drm`` replaces
     a SpaSemSR export's DRM and is recorded with the knobs)."""
-    from spasemsr.evaluation.identity import export_config_hash, weights_sha256
+    from spasemsr.evaluation.identity import backbone_sha256, export_config_hash, weights_sha256
     from spasemsr.registries import RESTORERS
 
     overrides = knob_overrides(knobs)
@@ -50,7 +51,7 @@ def load_method(method: str, scale: int, knobs: Mapping[str, object], seed: int,
         return pipeline(lr, torch.Generator(device).manual_seed(seed), settings, known)
 
     record = asdict(settings) | ({"drm": drm} if drm is not None else {})
-    return Method(upscale, weights_sha256(export), export_config_hash(export), record)
+    return Method(upscale, weights_sha256(export), export_config_hash(export), record, backbone_sha256(export))
 
 
 def _restorer_method(name: str, path: Path | None, scale: int, device: str) -> Method:

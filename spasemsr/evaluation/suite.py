@@ -20,7 +20,6 @@ from pathlib import Path
 
 from spasemsr.evaluation.datasets import BUNDLED_SETS, LR_RECIPES, EvalSet, bundled_set
 from spasemsr.evaluation.evaluate import evaluate, seed_folder
-from spasemsr.evaluation.identity import weights_sha256
 from spasemsr.evaluation.table import seed_mean, write_tables
 from spasemsr.metrics.artifacts import dark_dots
 from spasemsr.sweep import SHIPPED_FRONT
@@ -98,9 +97,9 @@ def _row(entry: SuiteMethod, runs: list[dict]) -> dict:
 
 
 def _setting(result: dict) -> tuple:
-    """What a seed's run must share with the others to be averaged with them: checkpoint and knobs but the seed."""
+    """What a seed's run must share with the others to be averaged with them: weights, backbone, knobs but the seed."""
     record = result["record"]
-    return record["ckpt"], {k: v for k, v in (record["knobs"] or {}).items() if k != "seed"}
+    return record["ckpt"], record.get("backbone"), {k: v for k, v in (record["knobs"] or {}).items() if k != "seed"}
 
 
 def _kept_row(folder: Path, entry: SuiteMethod, dataset: EvalSet, seeds: Sequence[int]) -> dict | None:
@@ -151,7 +150,7 @@ def run_suite(out: str | Path, steps: int | None = None, weights: str | Path = T
                 print(f"{label}: {skipped[-1]}", file=sys.stderr)
                 continue
             try:
-                preset = preset_knobs(presets, entry.preset, weights_sha256(path)) if entry.preset else {}
+                preset = preset_knobs(presets, entry.preset, path) if entry.preset else {}
             except (FileNotFoundError, ValueError) as error:  # no front, or one swept on another checkpoint
                 skipped.append(f"{entry.label} skipped: {error}")
                 print(f"{label}: {skipped[-1]}", file=sys.stderr)

@@ -115,8 +115,9 @@ def protocol_notes(rows: Sequence[dict]) -> str:
     for row in rows:
         record = row["record"]
         data = record["dataset"]
+        backbone = f", backbone {record['backbone'][:16]}" if record.get("backbone") else ""
         lines.append(f"- {_label(row)}: dataset {data['name']} (lr {data['lr']}, sha256 {data['hash'][:16]}), "
-                     f"ckpt {record['ckpt'][:16]}, config {record['config'] or 'n/a'}, seed {record['seed']}"
+                     f"ckpt {record['ckpt'][:16]}{backbone}, config {record['config'] or 'n/a'}, seed {record['seed']}"
                      + _knob_note(record.get("knobs")))
     variants = {name: spec["variant"] for row in rows for name, spec in row["protocol"]["metrics"].items()}
     lines += [f"- {variants[name]}" for name in _columns(rows) if name in variants]

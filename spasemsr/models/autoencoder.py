@@ -7,11 +7,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
 from torch import Tensor
 
 from spasemsr.config import to_container
 from spasemsr.diffusion.backbone import build_vae
 from spasemsr.models.base import TaskModule
+from spasemsr.weights.table import WEIGHTS
 
 
 def shuffle_channels(images: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -19,6 +21,17 @@ def shuffle_channels(images: Tensor, generator: torch.Generator | None) -> Tenso
     device = generator.device if generator is not None else images.device
     orders = [torch.randperm(images.shape[1], generator=generator, device=device) for _ in range(len(images))]
     return torch.stack([image[order.to(image.device)] for image, order in zip(images, orders, strict=True)])
+
+
+LUMA = (0.299, 0.587, 0.114)  # BT.601, as PSNR-Y
+
+
+def jitter_saturation(images: Tensor, strength: float, generator: torch.Generator | None) -> Tensor:
+    """Each image's chroma (RGB minus its luma) scaled by a factor drawn in [1, 1 + strength], clipped to [0, 1]."""
+    device = generator.device if generator is not None else images.device
+    factors = 1 + strength * torch.rand(len(images), 1, 1, 1, generator=generator, device=device).to(images)
+    luma = sum(weight * images[:, c: c + 1] for c, weight in enumerate(LUMA))
+    return (luma + factors * (images - luma)).clamp(0, 1)
 
 
 class AutoencoderModule(TaskModule):
@@ -29,28 +42,46 @@ class AutoencoderModule(TaskModule):
     the summed KL against the averaged L1 (as before issue #18) made the KL 3HW (49,152 at 128²) times
     stronger: posterior sigma stayed near 0.7 beside latent means of std 0.7, about one bit per latent, and
     the tiny VAE lost colour and detail.
+
+    ``model.init_from`` fine-tunes a trained VAE; with ``train_encoder: false`` only its decoder trains, so the
+    latents (and the prior and ControlNets trained on them) stay as they were.
     """
 
     trainable = ("vae",)
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        self.vae = build_vae(to_container(self.cfg.profile.vae_arch))
-        self._latent_std: list[Tensor] = []
+        m = self.cfg.model
+        if not m.train_encoder and not m.init_from:
+            raise ValueError("model.train_encoder=false trains a decoder for a trained encoder: set model.init_from")
+        if m.init_from:
+            self.vae = AutoencoderKL.from_pretrained(WEIGHTS["tiny_vae"].resolve(m.init_from), local_files_only=True)
+            self.vae.train()  # from_pretrained returns eval mode
+        else:
+            self.vae = build_vae(to_container(self.cfg.profile.vae_arch))
+        for part in (self.vae.encoder, self.vae.quant_conv):
+            if part is not None:
+                part.requires_grad_(m.train_encoder)
 
     def _losses(self, hr: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
-        """L1 per pixel, the KL per pixel (its sum over the latent divided by 3HW, batch-averaged), and the recon."""
-        posterior = self.vae.encode(hr * 2 - 1).latent_dist
+        """Reconstruction error per pixel (``recon_loss``), the KL per pixel (its sum over the latent divided by
+        3HW, batch-averaged), and the reconstruction."""
+        with torch.set_grad_enabled(self.cfg.model.train_encoder and torch.is_grad_enabled()):
+            posterior = self.vae.encode(hr * 2 - 1).latent_dist
         recon = (self.vae.decode(posterior.sample(generator)).sample + 1) / 2
-        return F.l1_loss(recon, hr), posterior.kl().mean() / hr[0].numel(), recon
+        error = F.mse_loss if self.cfg.model.recon_loss == "mse" else F.l1_loss
+        return error(recon, hr), posterior.kl().mean() / hr[0].numel(), recon
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        hr, generator = batch["hr"], batch.get("generator")
-        if self.cfg.model.channel_shuffle:
+        hr, generator, m = batch["hr"], batch.get("generator"), self.cfg.model
+        if m.channel_shuffle:
             hr = shuffle_channels(hr, generator)
-        l1, kl, _ = self._losses(hr, generator)
-        loss = l1 + self.cfg.model.kl_weight * kl
-        self.log_dict({"train/loss": loss, "train/l1": l1, "train/kl": kl}, prog_bar=True, batch_size=len(batch["hr"]))
+        if m.saturation_jitter:
+            hr = jitter_saturation(hr, m.saturation_jitter, generator)
+        recon, kl, _ = self._losses(hr, generator)
+        loss = recon + m.kl_weight * kl
+        self.log_dict({"train/loss": loss, f"train/{m.recon_loss}": recon, "train/kl": kl}, prog_bar=True,
+                      batch_size=len(batch["hr"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -74,7 +105,9 @@ class AutoencoderModule(TaskModule):
         return latents.std().item()
 
     def export(self, folder: Path) -> None:
-        loader = self.trainer.datamodule.train_dataloader()
-        batches = [batch["hr"] for batch, _ in zip(loader, range(self.cfg.model.scaling_batches), strict=False)]
-        self.vae.register_to_config(scaling_factor=1.0 / self.latent_std(batches))
+        """The VAE; ``scaling_factor`` is set from the latents (kept from ``init_from`` if the encoder was frozen)."""
+        if self.cfg.model.train_encoder:
+            loader = self.trainer.datamodule.train_dataloader()
+            batches = [batch["hr"] for batch, _ in zip(loader, range(self.cfg.model.scaling_batches), strict=False)]
+            self.vae.register_to_config(scaling_factor=1.0 / self.latent_std(batches))
         self.vae.save_pretrained(folder / "vae")

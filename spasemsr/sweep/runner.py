@@ -19,7 +19,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from spasemsr.config.compose import ConfigError
-from spasemsr.evaluation.identity import weights_sha256
+from spasemsr.evaluation.identity import backbone_sha256, weights_sha256
 from spasemsr.evaluation.table import mean_std
 from spasemsr.sweep.front import front_rows, hypervolume_2d, presets
 from spasemsr.sweep.objective import SweepObjective, directions
@@ -50,7 +50,8 @@ def make_sampler(spec: SweepSpec, worker_index: int = 0, history: int = 0) -> op
 
 def study_identity(spec: SweepSpec, objectives: tuple[str, str], model: str) -> dict:
     """What a study's trials are comparable under: objectives, checkpoint, search space, images, crop, seeds."""
-    return {"objectives": list(objectives), "ckpt": weights_sha256(Path(model)), "model": model,
+    return {"objectives": list(objectives), "ckpt": weights_sha256(Path(model)),
+            "backbone": backbone_sha256(Path(model)), "model": model,
             "space": {name: asdict(dim) for name, dim in sorted(spec.space.items())},
             "eval": {"data": spec.eval.data, "lr": spec.eval.lr, "images": spec.eval.images, "crop": spec.eval.crop,
                      "knobs": dict(sorted(spec.eval.knobs.items()))},
@@ -145,7 +146,8 @@ def export_front(storage: str, name: str, out: str | Path, experiment: str) -> d
     if not rows:
         raise ValueError(f"study {name!r} has no complete trial to export")
     record = {"study": name, "storage": storage, "model": study.user_attrs["model"],
-              "ckpt": study.user_attrs["ckpt"], "objectives": objectives, "complete_trials": completed(study),
+              "ckpt": study.user_attrs["ckpt"], "backbone": study.user_attrs.get("backbone"),
+              "objectives": objectives, "complete_trials": completed(study),
               "front": rows, "presets": presets(rows, objectives)}
     out = Path(out)
     atomic_write_text(out / f"{name}_front.json", json.dumps(record, indent=2))
