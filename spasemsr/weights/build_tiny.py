@@ -29,9 +29,6 @@ def stages(ship: Path = TINY) -> dict[str, tuple[str, int, list[str]]]:
     """
     return {
         "vae": ("tiny_vae.yaml", 10000, []),
-        # issue #18: a candidate decoder (MSE) for vae/'s frozen encoder, measured in benchmarks/README.md; the prior
-        # still reads vae/ (its latents, hence its UNet, would be the same from vae_decoder/)
-        "vae_decoder": ("tiny_vae_decoder.yaml", 6000, [f"model.init_from={ship}/vae/vae"]),
         "prior": ("tiny_prior.yaml", 20000, [f"model.vae_path={ship}/vae/vae"]),
         "drm": ("tiny_drm.yaml", 800, []),
         "estimator": ("tiny_estimator.yaml", 3000, []),
