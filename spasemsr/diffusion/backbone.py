@@ -72,6 +72,13 @@ def load_backbone(root: str | Path) -> Backbone:
     return Backbone(*(load_component(root, name) for name in ("vae", "unet", "scheduler")))
 
 
+def load_tiny_vae(path: str | Path) -> AutoencoderKL:
+    """A trained tiny VAE from its folder (weights table row ``tiny_vae``: the shipped one if ``path`` is empty)."""
+    from spasemsr.weights.table import WEIGHTS
+
+    return AutoencoderKL.from_pretrained(WEIGHTS["tiny_vae"].resolve(path), local_files_only=True)
+
+
 def build_vae(arch: dict[str, Any]) -> AutoencoderKL:
     """A freshly initialised VAE from an architecture dict (tiny profile)."""
     return AutoencoderKL(**arch)

@@ -27,8 +27,10 @@ def prior_sha256(backbone_path: str) -> str | None:
     """``weights_sha256`` of a frozen prior folder (``profile.backbone_path``: VAE, UNet), None if there is none."""
     from spasemsr.weights.paths import local_path
 
-    root = local_path(backbone_path) if backbone_path else None
-    return weights_sha256(root) if root is not None and root.is_dir() else None
+    if not backbone_path:
+        return None
+    root = local_path(backbone_path)
+    return weights_sha256(root) if root.is_dir() else None
 
 
 def backbone_sha256(export: Path) -> str | None:

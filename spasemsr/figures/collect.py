@@ -36,6 +36,7 @@ from spasemsr.figures.inputs import FIGURE_DATA_DIR, FRONT, SWEEP, read_json
 from spasemsr.figures.studies import PHOTO, Study, find_study
 from spasemsr.metrics.color import quantize_8bit
 from spasemsr.metrics.registry import compute
+from spasemsr.sweep.front import refuse_other_weights
 from spasemsr.utils.atomic import atomic_write_text
 from spasemsr.weights.table import TINY
 
@@ -115,9 +116,8 @@ def reference_points(results: Path, experiment: str | Path, weights: Path = TINY
 
     spec = load_sweep_spec(experiment)
     front = read_json(results, FRONT)
-    if weights_sha256(Path(spec.model)) != front["ckpt"]:
-        raise ValueError(f"{spec.model} is not the checkpoint {front['ckpt'][:16]} that {FRONT.path(results)} was "
-                         f"swept on; sweep it again (`{SWEEP}`) before collecting figure data")
+    refuse_other_weights(front, FRONT.path(results), Path(spec.model),
+                         f"sweep it again (`{SWEEP}`) before collecting figure data")
     if spec.eval.knobs and knob_overrides(spec.eval.knobs) != RAW:
         raise ValueError(f"{experiment}: eval.knobs {spec.eval.knobs} are not the suite's raw knobs {RAW}; the "
                          "reference rows would not share the sweep's sampler")

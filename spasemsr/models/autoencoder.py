@@ -7,13 +7,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
 from torch import Tensor
 
 from spasemsr.config import to_container
-from spasemsr.diffusion.backbone import build_vae
+from spasemsr.diffusion.backbone import build_vae, load_tiny_vae
 from spasemsr.models.base import TaskModule
-from spasemsr.weights.table import WEIGHTS
 
 
 def shuffle_channels(images: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -55,8 +53,7 @@ class AutoencoderModule(TaskModule):
         if not m.train_encoder and not m.init_from:
             raise ValueError("model.train_encoder=false trains a decoder for a trained encoder: set model.init_from")
         if m.init_from:
-            self.vae = AutoencoderKL.from_pretrained(WEIGHTS["tiny_vae"].resolve(m.init_from), local_files_only=True)
-            self.vae.train()  # from_pretrained returns eval mode
+            self.vae = load_tiny_vae(m.init_from).train()  # from_pretrained returns eval mode
         else:
             self.vae = build_vae(to_container(self.cfg.profile.vae_arch))
         for part in (self.vae.encoder, self.vae.quant_conv):

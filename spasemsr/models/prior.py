@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL
 from torch import Tensor
 
 from spasemsr.config import to_container
-from spasemsr.diffusion.backbone import Backbone, build_scheduler, build_unet, save_backbone
+from spasemsr.diffusion.backbone import Backbone, build_scheduler, build_unet, load_tiny_vae, save_backbone
 from spasemsr.diffusion.latents import encode, epsilon_loss
 from spasemsr.guidance.text.encoder import text_encoder_for
 from spasemsr.models.base import TaskModule
-from spasemsr.weights.table import WEIGHTS
 
 
 class PriorModule(TaskModule):
@@ -36,8 +34,7 @@ class PriorModule(TaskModule):
                 f"profile.unet_arch.cross_attention_dim={arch.get('cross_attention_dim')} must equal the text "
                 f"encoder's width {self.text_encoder.dim}"
             )
-        self.vae = AutoencoderKL.from_pretrained(WEIGHTS["tiny_vae"].resolve(self.cfg.model.vae_path),
-                                                local_files_only=True).requires_grad_(False).eval()
+        self.vae = load_tiny_vae(self.cfg.model.vae_path).requires_grad_(False).eval()
         self.unet = build_unet(arch)
         self.scheduler = build_scheduler(to_container(self.cfg.profile.scheduler))
 

@@ -75,23 +75,29 @@ def hypervolume_2d(rows: Sequence[dict], objectives: Sequence[str], reference: S
     return area
 
 
-def preset_knobs(front_file: str | Path, name: str, model: Path) -> dict:
-    """The knobs of preset ``name`` in an exported front, refused if the front was swept on another checkpoint of
-    ``model`` or (where the front records it) with another frozen prior under it."""
+def refuse_other_weights(record: dict, path: Path, model: Path, remedy: str) -> None:
+    """Raise unless the front ``record`` (read from ``path``) was swept on ``model``'s checkpoint and, where it records
+    one, with the frozen prior now under it; ``remedy`` ends the message."""
     from spasemsr.evaluation.identity import backbone_sha256, weights_sha256
 
+    ckpt = weights_sha256(model)
+    if record["ckpt"] != ckpt:
+        raise ValueError(f"{path} was swept on checkpoint {record['ckpt'][:16]} ({record['model']}), not on this "
+                         f"model ({ckpt[:16]}); {remedy}")
+    backbone = backbone_sha256(model)
+    if record.get("backbone") and record["backbone"] != backbone:
+        raise ValueError(f"{path} was swept with frozen prior {record['backbone'][:16]} under {record['model']}, not "
+                         f"with this model's ({(backbone or 'none')[:16]}); {remedy}")
+
+
+def preset_knobs(front_file: str | Path, name: str, model: Path) -> dict:
+    """The knobs of preset ``name`` in an exported front, refused if the front was swept on other weights
+    (``refuse_other_weights``)."""
     path = Path(front_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no exported sweep front (make one with `spasemsr sweep --export`)")
     record = json.loads(path.read_text())
     if name not in record["presets"]:
         raise ValueError(f"{path} has no preset {name!r}; valid: {sorted(record['presets'])}")
-    ckpt = weights_sha256(model)
-    if record["ckpt"] != ckpt:
-        raise ValueError(f"{path} was swept on checkpoint {record['ckpt'][:16]} ({record['model']}), not on this "
-                         f"model ({ckpt[:16]}); sweep this model or pass its --ckpt")
-    backbone = backbone_sha256(model)
-    if record.get("backbone") and record["backbone"] != backbone:
-        raise ValueError(f"{path} was swept with frozen prior {record['backbone'][:16]} under {record['model']}, not "
-                         f"with this model's ({(backbone or 'none')[:16]}); sweep it again on these weights")
+    refuse_other_weights(record, path, model, "sweep this model or pass its --ckpt")
     return dict(record["presets"][name]["knobs"])
