@@ -136,11 +136,26 @@ class SRPipeline:
         knobs = knobs or self.sampler
         lr, cond = prepared.lr, prepared.conditions
         b, _, h, w = lr.shape
+        latents = self.latents(prepared, generator, knobs)
+        vae, factor = self.backbone.vae, vae_downscale(self.backbone.vae)
+        tiles = self.tiles(latents.shape[2:], knobs)
+        with self._autocast(lr.device):
+            sr = decode(vae, latents) if tiles is None else blend(
+                tiles, lambda win: decode(vae, latents[(..., *win.scaled(1))]), factor,
+                (b, 3, cond.pixel.shape[2], cond.pixel.shape[3]))
+        sr = sr[:, :, : h * self.scale, : w * self.scale].to(lr.dtype)
+        return back_project(color_fix(sr, lr, knobs.color_fix), lr, self.scale, knobs.backproject)
+
+    @torch.no_grad()
+    def latents(self, prepared: Prepared, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
+        """The sampled latent (B, C, H/f, W/f) of the padded LR, before decoding: what the VAE decoder reads (a decoder
+        fine-tuned for SR trains on these, ``model.latents_from``)."""
+        knobs = knobs or self.sampler
+        lr, cond = prepared.lr, prepared.conditions
         if knobs.cfg_scale != 1.0:
             cond = cond.unconditional(self.net.prompt_embedding).cat(cond)
-        vae, factor = self.backbone.vae, vae_downscale(self.backbone.vae)
-        height, width = cond.pixel.shape[2], cond.pixel.shape[3]
-        shape = (b, self.backbone.unet.config.in_channels, *self._latent_hw(cond))
+        factor = vae_downscale(self.backbone.vae)
+        shape = (lr.shape[0], self.backbone.unet.config.in_channels, *self._latent_hw(cond))
         tiles = self.tiles(shape[2:], knobs)
 
         def eps(latents: Tensor, t: Tensor, c: Conditions) -> Tensor:
@@ -167,11 +182,7 @@ class SRPipeline:
             self._start_image(_pad_to_multiple(lr, self.multiple), prepared.conditions, knobs), tiles)
         sampler = SAMPLERS.build(knobs.name, self.backbone.train_scheduler.config, knobs.steps, knobs.eta)
         with self._autocast(lr.device):
-            latents = sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
-            sr = decode(vae, latents) if tiles is None else blend(
-                tiles, lambda win: decode(vae, latents[(..., *win.scaled(1))]), factor, (b, 3, height, width))
-        sr = sr[:, :, : h * self.scale, : w * self.scale].to(lr.dtype)
-        return back_project(color_fix(sr, lr, knobs.color_fix), lr, self.scale, knobs.backproject)
+            return sampler.sample(denoise, shape, generator, lr.device, lr.dtype, knobs.start_t, init)
 
     def __call__(self, lr: Tensor, generator: torch.Generator, knobs: SamplerConfig | None = None,
                  known: Known | None = None) -> Tensor:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spasemsr import registries as R
 
-DATA_SOURCES = ("bundled", "hr_folder", "paired", "probe")
+DATA_SOURCES = ("bundled", "hr_folder", "paired", "probe", "sampled_latents")
 COLOR_FIXES = ("none", "adain", "wavelet")
 START_IMAGES = ("lr", "drm")
 DEGRADATION_QUANTITIES = ("blur", "noise", "jpeg")  # what degradation captions can state (describer/template.py)

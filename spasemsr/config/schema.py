@@ -53,11 +53,13 @@ class ProfileConfig:
 class DataConfig:
     """Training/validation images: the bundled set, HR-only folders, or paired HR/LR folders."""
 
-    source: str = "bundled"  # bundled | hr_folder | paired | probe (the guidance probe's world, generated)
+    source: str = "bundled"  # bundled | hr_folder | paired | probe (the guidance probe's world, generated) |
+    # sampled_latents (HR crops and an SR model's sampled latents, for the VAE decoder; validates on bundled val)
     train_hr: str = ""  # hr_folder/paired: folder of HR images
     train_lr: str = ""  # paired: folder of matching LR images
     val_hr: str = ""
     val_lr: str = ""
+    latents_dir: str = ""  # sampled_latents: shards of python -m spasemsr.data.sampled_latents
     crop_size: int = 128
     scale: int = 4
     batch_size: int = 4

@@ -24,6 +24,7 @@ from spasemsr.data import probe
 from spasemsr.data.datasets import HRFolderDataset, PairedFolderDataset, bundled_dataset
 from spasemsr.data.degradation import DegradationConfig, RealESRGANDegradation
 from spasemsr.data.images import list_images
+from spasemsr.data.sampled_latents import SampledLatents
 from spasemsr.data.stream import DataStream, StreamLoader, StreamSampler
 
 SOURCES = DATA_SOURCES
@@ -44,6 +45,10 @@ class FixedPairs(Dataset):
 
 def make_dataset(data: DictConfig, split: str, crop_size: int, train: bool) -> Dataset:
     """Build the train or val dataset named by ``data.source``."""
+    if data.source == "sampled_latents":  # pairs to train on; the clean bundled photos to validate the round trip
+        if train:
+            return SampledLatents(_required(data, "latents_dir"))
+        return bundled_dataset(split, crop_size, data.scale, train)
     if data.source == "bundled":
         return bundled_dataset(split, crop_size, data.scale, train, repeat=data.repeat if train else 1)
     if data.source == "probe":
@@ -62,7 +67,7 @@ def make_dataset(data: DictConfig, split: str, crop_size: int, train: bool) -> D
 
 def _required(data: DictConfig, key: str) -> str:
     if not data[key]:
-        raise ValueError(f"data.{key} is empty: data.source={data.source} needs it set to an image folder")
+        raise ValueError(f"data.{key} is empty: data.source={data.source} needs it set to a folder")
     return data[key]
 
 

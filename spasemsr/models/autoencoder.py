@@ -42,7 +42,8 @@ class AutoencoderModule(TaskModule):
     the tiny VAE lost colour and detail.
 
     ``model.init_from`` fine-tunes a trained VAE; with ``train_encoder: false`` only its decoder trains, so the
-    latents (and the prior and ControlNets trained on them) stay as they were.
+    latents (and the prior and ControlNets trained on them) stay as they were. With ``data.source=sampled_latents``
+    the decoder learns to decode an SR model's sampled latents into their HR crops (no encoder, no KL).
     """
 
     trainable = ("vae",)
@@ -52,6 +53,8 @@ class AutoencoderModule(TaskModule):
         m = self.cfg.model
         if not m.train_encoder and not m.init_from:
             raise ValueError("model.train_encoder=false trains a decoder for a trained encoder: set model.init_from")
+        if self.cfg.data.source == "sampled_latents" and m.train_encoder:
+            raise ValueError("data.source=sampled_latents trains the decoder alone: set model.train_encoder=false")
         if m.init_from:
             self.vae = load_tiny_vae(m.init_from).train()  # from_pretrained returns eval mode
         else:
@@ -66,11 +69,18 @@ class AutoencoderModule(TaskModule):
         with torch.set_grad_enabled(self.cfg.model.train_encoder and torch.is_grad_enabled()):
             posterior = self.vae.encode(hr * 2 - 1).latent_dist
         recon = (self.vae.decode(posterior.sample(generator)).sample + 1) / 2
-        error = F.mse_loss if self.cfg.model.recon_loss == "mse" else F.l1_loss
-        return error(recon, hr), posterior.kl().mean() / hr[0].numel(), recon
+        return self._error(recon, hr), posterior.kl().mean() / hr[0].numel(), recon
+
+    def _error(self, recon: Tensor, hr: Tensor) -> Tensor:
+        return (F.mse_loss if self.cfg.model.recon_loss == "mse" else F.l1_loss)(recon, hr)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         hr, generator, m = batch["hr"], batch.get("generator"), self.cfg.model
+        if "latents" in batch:
+            recon = (self.vae.decode(batch["latents"] / self.vae.config.scaling_factor).sample + 1) / 2
+            loss = self._error(recon, hr)
+            self.log_dict({"train/loss": loss, f"train/{m.recon_loss}": loss}, prog_bar=True, batch_size=len(hr))
+            return loss
         if m.channel_shuffle:
             hr = shuffle_channels(hr, generator)
         if m.saturation_jitter:
