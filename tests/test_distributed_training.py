@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,22 @@ def test_resuming_under_a_config_that_trains_differently_is_refused(sr_cfg):
     assert json.loads((longer / "manifest.json").read_text())["steps"] == 6
     forced = train(_merge(changed, "trainer.resume=force", "trainer.max_steps=8"))
     assert json.loads((forced / "manifest.json").read_text())["steps"] == 8
+
+
+def test_resuming_after_the_frozen_prior_changed_under_its_path_is_refused(prior_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    prior = tmp_path / "prior"
+    shutil.copytree(prior_dir, prior)
+    cfg = fast_config("controlnet_sr.yaml", tmp_path, prior, 2)
+    train(cfg)
+    weights = next((prior / "vae").glob("*.safetensors"))
+    state = load_file(weights)
+    save_file({key: value + 0.01 if i == 0 else value for i, (key, value) in enumerate(state.items())}, weights)
+    with pytest.raises(ValueError, match="other frozen weights than profile.backbone_path"):
+        train(_merge(cfg, "trainer.max_steps=4"))
+    forced = train(_merge(cfg, "trainer.max_steps=4", "trainer.resume=force"))
+    assert json.loads((forced / "manifest.json").read_text())["steps"] == 4
 
 
 def test_training_ignores_the_inference_knobs(prior_dir, tmp_path):

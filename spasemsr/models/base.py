@@ -10,7 +10,7 @@ import torch
 from diffusers import DDPMScheduler, ModelMixin
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from spasemsr.config import to_container, training_hash, validate
@@ -27,6 +27,9 @@ class TaskModule(LightningModule):
 
     trainable: tuple[str, ...] = ()
     needs_lr: bool = False  # whether batches must carry an LR image (degraded online if absent)
+    # config keys of the frozen weight folders a step reads; checkpoints record their hashes, as a run resumed after
+    # one changed under its path (a new prior VAE, say) would go on as another model
+    frozen_paths: tuple[str, ...] = ()
 
     def __init__(self, config: DictConfig | dict[str, Any]) -> None:
         super().__init__()
@@ -59,6 +62,17 @@ class TaskModule(LightningModule):
         for model, function in models:
             model.enable_gradient_checkpointing(function)
 
+    def frozen_weights(self) -> dict[str, str]:
+        """The folders of frozen weights a training step reads (``frozen_paths`` -> their paths)."""
+        return {key: OmegaConf.select(self.cfg, key) for key in self.frozen_paths}
+
+    def _frozen_sha256(self) -> dict[str, str | None]:
+        if not hasattr(self, "_frozen_hashes"):  # hashed once per run: SD-2's prior is gigabytes
+            from spasemsr.evaluation.identity import prior_sha256
+
+            self._frozen_hashes = {name: prior_sha256(path) for name, path in self.frozen_weights().items()}
+        return self._frozen_hashes
+
     def checkpointed_models(self) -> list[tuple[ModelMixin, Callable[..., Any] | None]]:
         """diffusers models whose blocks recompute in backward, each with its checkpoint function (None: default)."""
         return []
@@ -80,15 +94,24 @@ class TaskModule(LightningModule):
             key: value for key, value in checkpoint["state_dict"].items() if key.startswith(self._prefixes())
         }
         checkpoint["training_hash"] = training_hash(self.cfg)
+        checkpoint["frozen_weights"] = self._frozen_sha256()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved, now = checkpoint.get("training_hash"), training_hash(self.cfg)
-        if saved != now and self.cfg.trainer.resume != "force":
+        force = self.cfg.trainer.resume == "force"
+        if saved != now and not force:
             raise ValueError(
                 f"the checkpoint was trained under training hash {saved or '(none recorded)'}, this config has {now}: "
                 "it changes what is trained (model, data, degradation, seed or optimisation). Start a new run "
                 "(run.name=...) or resume anyway with trainer.resume=force"
             )
+        frozen, current = checkpoint.get("frozen_weights"), self._frozen_sha256()
+        changed = sorted(name for name in (frozen or {}) if frozen[name] != current.get(name))
+        if changed and not force:  # checkpoints from before frozen weights were recorded have none to compare
+            paths = ", ".join(f"{name} ({self.frozen_weights().get(name)})" for name in changed)
+            raise ValueError(f"the checkpoint was trained on other frozen weights than {paths} now hold: resuming "
+                             "would go on as another model. Start a new run (run.name=...) or resume anyway with "
+                             "trainer.resume=force")
         expected = {key for key in self.state_dict() if key.startswith(self._prefixes())}
         missing = sorted(expected - set(checkpoint["state_dict"]))
         if missing:

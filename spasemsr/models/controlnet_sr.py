@@ -26,6 +26,7 @@ class ControlNetSRModule(TaskModule):
     """Only ``model.controlnet`` trains."""
 
     trainable = ("model.controlnet",)
+    frozen_paths = ("profile.backbone_path",)
     needs_lr = True
 
     def __init__(self, config: Any, net: ControlledUNet | None = None, backbone: Backbone | None = None) -> None:

@@ -24,6 +24,7 @@ class PriorModule(TaskModule):
     """ε-prediction MSE of a fresh UNet conditioned on caption embeddings."""
 
     trainable = ("unet",)
+    frozen_paths = ("model.vae_path",)
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)

@@ -44,6 +44,7 @@ class SpaSemSRModule(TaskModule):
     """The full method as a LightningModule."""
 
     trainable = ("net.controlnet", *(f"net.{name}" for name in GUIDANCE_MODULES))
+    frozen_paths = ("profile.backbone_path",)
     needs_lr = True
 
     def __init__(self, config: Any, net: SpaSemSRNet | None = None, backbone: Backbone | None = None,
