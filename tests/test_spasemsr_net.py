@@ -339,6 +339,32 @@ def test_a_drm_initialised_start_encodes_the_drm_restoration(prior_dir, minilm):
         plain(lr, torch.Generator().manual_seed(0), drm_start)
 
 
+def test_a_drm_initialised_start_reuses_the_restoration_the_grounder_saw(prior_dir, minilm):
+    from spasemsr.guidance.grounding.base import Grounding
+    from spasemsr.guidance.inference_conditioner import SpaSemSRConditioner
+    from spasemsr.pipeline import SRPipeline
+
+    net, plain = _knobbed_pipeline(prior_dir, minilm)
+    calls, seen = [], []
+
+    def drm(lr):
+        calls.append(lr.shape)
+        return torch.nn.functional.interpolate(lr, scale_factor=4, mode="nearest")
+
+    def grounder(image, keys=None):
+        seen.append(image)
+        return [Grounding(["cat"], [[0.1, 0.1, 0.6, 0.6]], [0.9]) for _ in image]
+
+    pipeline = SRPipeline(plain.backbone, net, 4, plain.sampler, SpaSemSRConditioner(net, 4, grounder, None, drm))
+    lr = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    prepared = pipeline.prepare(lr, replace(pipeline.sampler, start_image="drm"))
+    assert len(calls) == 1 and len(seen) == 1  # one DRM run serves grounding and the start
+    assert torch.equal(seen[0], drm(lr))
+    lr += 0.01  # changed in place: restored afresh
+    pipeline.prepare(lr, replace(pipeline.sampler, start_image="drm"))
+    assert len(calls) == 3 and prepared.start is not None  # its own DRM run for the grounder, reused again
+
+
 def test_query_position_codes_each_cell_and_starts_as_a_no_op():
     from spasemsr.guidance.text.spatial import QueryPosition, cell_boxes
 
