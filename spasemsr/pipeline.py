@@ -149,7 +149,7 @@ class SRPipeline:
     @torch.no_grad()
     def latents(self, prepared: Prepared, generator: torch.Generator, knobs: SamplerConfig | None = None) -> Tensor:
         """The sampled latent (B, C, H/f, W/f) of the padded LR, before decoding: what the VAE decoder reads (a decoder
-        fine-tuned for SR trains on these, ``model.latents_from``)."""
+        fine-tuned for SR trains on these: ``spasemsr.data.sampled_latents``)."""
         knobs = knobs or self.sampler
         lr, cond = prepared.lr, prepared.conditions
         if knobs.cfg_scale != 1.0:

@@ -28,12 +28,9 @@ from torch.utils.data import Dataset
 from spasemsr.data.degradation import RealESRGANDegradation
 from spasemsr.utils.atomic import atomic_path
 
-VARIANTS: dict[str, tuple[str | None, dict]] = {
-    "default": (None, {}),
-    "x4plus_start": ("realesrgan_x4plus", {"start_image": "drm", "start_t": 0.5}),
-}
-"""Sampler variants: (the DRM swapped into the export, knobs over its sampler). ``x4plus_start`` is the suite's
-restore-then-generate row (evaluation/suite.py DRM_START with Real-ESRGAN x4plus)."""
+VARIANTS: dict[str, str | None] = {"default": None, "x4plus_start": "realesrgan_x4plus"}
+"""Sampler variants: the DRM swapped into the export, None for the export's own sampler; a DRM variant starts from
+its restoration with the suite's knobs (evaluation/suite.py DRM_START), as the suite's x4plus-start row."""
 
 
 def shard_path(out: Path, batch: int) -> Path:
@@ -46,6 +43,7 @@ def make_pairs(export: Path, out: Path, batches: int, seed: int = 0,
     from omegaconf import OmegaConf
 
     from spasemsr.data.datamodule import make_dataset
+    from spasemsr.evaluation.suite import DRM_START
     from spasemsr.pipeline import sampler_settings
     from spasemsr.weights.exports import load_pipeline, read_export
 
@@ -58,11 +56,11 @@ def make_pairs(export: Path, out: Path, batches: int, seed: int = 0,
     cfg = read_export(export)
     dataset = make_dataset(cfg.data, "train", cfg.data.crop_size, train=True)
     degradation = RealESRGANDegradation(OmegaConf.to_object(cfg.degradation), scale=cfg.data.scale)
-    pipelines = {name: load_pipeline(export, drm=VARIANTS[name][0]) for name in variants}
+    pipelines = {name: load_pipeline(export, drm=VARIANTS[name]) for name in variants}
     for batch in missing:
         name = variants[batch % len(variants)]
         pipeline = pipelines[name]
-        knobs = sampler_settings(pipeline.sampler, **VARIANTS[name][1])
+        knobs = sampler_settings(pipeline.sampler, **(DRM_START if VARIANTS[name] else {}))
         generator = torch.Generator().manual_seed(seed * 1_000_003 + batch)
         picks = torch.randint(len(dataset), (cfg.data.batch_size,), generator=generator).tolist()
         item_seeds = torch.randint(2**31, (cfg.data.batch_size,), generator=generator).tolist()
