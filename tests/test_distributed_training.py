@@ -77,14 +77,18 @@ def test_every_trainable_parameter_gets_a_gradient_even_without_detections(varia
 
 # --- two ranks on CPU (gloo) through the CLI, as a user launches it ---
 
-def _ddp_run(config: str, root: Path, prior_dir: Path, *overrides: str) -> tuple[Path, str]:
+def _ddp_launch(config: str, root: Path, prior_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     args = [f"run.root={root}", f"profile.backbone_path={prior_dir}", "data.crop_size=64", "data.batch_size=2",
             "data.val_images=2", "data.repeat=1", "sampler.steps=2", "trainer.max_steps=4",
             "trainer.val_every_n_steps=2", "trainer.ckpt_every_n_steps=2", "trainer.log_every_n_steps=1",
             "trainer.strategy=ddp", "trainer.devices=2", "trainer.trace=true", *overrides]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "spasemsr", "train", "--config", str(REPO / "configs" / config),
+    return subprocess.run([sys.executable, "-m", "spasemsr", "train", "--config", str(REPO / "configs" / config),
                            *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _ddp_run(config: str, root: Path, prior_dir: Path, *overrides: str) -> tuple[Path, str]:
+    done = _ddp_launch(config, root, prior_dir, *overrides)
     assert done.returncode == 0, done.stderr[-3000:]
     return root / load_config(REPO / "configs" / config).run.name, done.stdout
 
@@ -175,20 +179,34 @@ def test_resuming_under_a_config_that_trains_differently_is_refused(sr_cfg):
     assert json.loads((forced / "manifest.json").read_text())["steps"] == 8
 
 
-def test_resuming_after_the_frozen_prior_changed_under_its_path_is_refused(prior_dir, tmp_path):
+def _change_first_tensor(weights: Path) -> None:
+    """Add 0.01 to the first tensor of a safetensors file in place, as a retrained prior overwritten would."""
     from safetensors.torch import load_file, save_file
 
+    state = load_file(weights)
+    save_file({key: value + 0.01 if i == 0 else value for i, (key, value) in enumerate(state.items())}, weights)
+
+
+def test_resuming_after_the_frozen_prior_changed_under_its_path_is_refused(prior_dir, tmp_path):
     prior = tmp_path / "prior"
     shutil.copytree(prior_dir, prior)
     cfg = fast_config("controlnet_sr.yaml", tmp_path, prior, 2)
     train(cfg)
-    weights = next((prior / "vae").glob("*.safetensors"))
-    state = load_file(weights)
-    save_file({key: value + 0.01 if i == 0 else value for i, (key, value) in enumerate(state.items())}, weights)
+    _change_first_tensor(next((prior / "vae").glob("*.safetensors")))
     with pytest.raises(ValueError, match="other frozen weights than profile.backbone_path"):
         train(_merge(cfg, "trainer.max_steps=4"))
     forced = train(_merge(cfg, "trainer.max_steps=4", "trainer.resume=force"))
     assert json.loads((forced / "manifest.json").read_text())["steps"] == 4
+
+
+@pytest.mark.slow
+def test_two_ddp_ranks_refuse_to_resume_after_the_frozen_prior_changed(prior_dir, tmp_path):
+    prior = tmp_path / "prior"
+    shutil.copytree(prior_dir, prior)
+    _ddp_run("controlnet_sr.yaml", tmp_path / "runs", prior, "trainer.max_steps=2")
+    _change_first_tensor(next((prior / "vae").glob("*.safetensors")))
+    refused = _ddp_launch("controlnet_sr.yaml", tmp_path / "runs", prior)
+    assert refused.returncode != 0 and "other frozen weights than profile.backbone_path" in refused.stderr
 
 
 def test_training_ignores_the_inference_knobs(prior_dir, tmp_path):

@@ -79,6 +79,29 @@ def test_a_decoder_fits_sampled_latents_and_leaves_the_encoder(export_dir, prior
         train(load_config(REPO / "configs" / "tiny_vae_sr_decoder.yaml", [*overrides, "model.train_encoder=true"]))
 
 
+def test_the_spectrum_term_prices_blur_not_place(export_dir, prior_dir, tmp_path):
+    import torch.nn.functional as F
+
+    from spasemsr.models.autoencoder import AutoencoderModule, log_spectrum_l1
+
+    image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    shifted = image.roll((5, 3), dims=(-2, -1))
+    blurred = F.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False)
+    assert log_spectrum_l1(shifted, image) < 1e-4 < log_spectrum_l1(blurred, image)  # phase free; blur costs
+    assert F.mse_loss(shifted, image) > F.mse_loss(blurred, image)  # where MSE prefers the blur
+
+    make_pairs(export_dir, tmp_path / "pairs", 1, variants=["default"])
+    config = load_config(REPO / "configs" / "tiny_vae_sr_decoder.yaml",
+                         [f"model.init_from={prior_dir / 'vae'}", "model.spectrum_weight=0.5"])
+    module = AutoencoderModule(config)
+    logged = {}
+    module.log_dict = lambda values, **_: logged.update(values)
+    batch = SampledLatents(tmp_path / "pairs")[(0, 0)]
+    loss = module.training_step({key: value[None] for key, value in batch.items()}, 0)
+    assert set(logged) == {"train/loss", "train/mse", "train/spectrum"}
+    assert torch.isclose(loss, logged["train/mse"] + 0.5 * logged["train/spectrum"])
+
+
 def test_a_swapped_vae_lands_in_a_copy_whose_exports_read_it(tmp_path, prior_dir):
     from omegaconf import OmegaConf
 

@@ -21,6 +21,10 @@ class AutoencoderTask:
     # [0, 1]: saturated colours the bundled photos rarely hold (kodak's hats are decoded G -0.08, B +0.07 off).
     saturation_jitter: float = 0.0
     recon_loss: str = "l1"  # l1 | mse (mse optimises PSNR itself, as SD's ft-MSE decoder)
+    # Weight of an L1 between the log-amplitude spectra of reconstruction and target, added to recon_loss. Phase
+    # free, it asks for the target's amount of detail at each frequency, not its place: an MSE decoder of
+    # ambiguous (sampled) latents learns their conditional mean, a blur, and this term prices the blur.
+    spectrum_weight: float = 0.0
     # A VAE folder (config.json + weights) to fine-tune instead of a fresh one from ``profile.vae_arch``.
     init_from: str = ""
     # False: only the decoder trains (from ``init_from``); the encoder's latents, its ``scaling_factor`` and every

@@ -21,6 +21,11 @@ def shuffle_channels(images: Tensor, generator: torch.Generator | None) -> Tenso
     return torch.stack([image[order.to(image.device)] for image, order in zip(images, orders, strict=True)])
 
 
+def log_spectrum_l1(recon: Tensor, target: Tensor) -> Tensor:
+    """Mean L1 between the per-channel log-amplitude spectra (``log1p|FFT|``) of two image batches."""
+    return F.l1_loss(torch.fft.rfft2(recon).abs().log1p(), torch.fft.rfft2(target).abs().log1p())
+
+
 LUMA = (0.299, 0.587, 0.114)  # BT.601, as PSNR-Y
 
 
@@ -33,7 +38,8 @@ def jitter_saturation(images: Tensor, strength: float, generator: torch.Generato
 
 
 class AutoencoderModule(TaskModule):
-    """L1 reconstruction + a small KL term; after training, sets ``scaling_factor`` for unit-variance latents.
+    """L1 (or MSE) reconstruction, an optional log-spectrum term and a small KL; after training, sets
+    ``scaling_factor`` for unit-variance latents.
 
     The KL is weighed as in LDM / SD's VAE training: ``kl_weight`` (1e-6) against the reconstruction error
     *summed* over pixels, i.e. here (L1 averaged over pixels) the KL sum is divided by the pixel count. Weighing
@@ -63,32 +69,36 @@ class AutoencoderModule(TaskModule):
             if part is not None:
                 part.requires_grad_(m.train_encoder)
 
-    def _losses(self, hr: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Reconstruction error per pixel (``recon_loss``), the KL per pixel (its sum over the latent divided by
-        3HW, batch-averaged), and the reconstruction."""
-        with torch.set_grad_enabled(self.cfg.model.train_encoder and torch.is_grad_enabled()):
-            posterior = self.vae.encode(hr * 2 - 1).latent_dist
-        recon = (self.vae.decode(posterior.sample(generator)).sample + 1) / 2
-        return self._error(recon, hr), posterior.kl().mean() / hr[0].numel(), recon
+    def _decode(self, latents: Tensor) -> Tensor:
+        return (self.vae.decode(latents).sample + 1) / 2
 
-    def _error(self, recon: Tensor, hr: Tensor) -> Tensor:
-        return (F.mse_loss if self.cfg.model.recon_loss == "mse" else F.l1_loss)(recon, hr)
+    def _error(self, recon: Tensor, hr: Tensor) -> dict[str, Tensor]:
+        """The reconstruction terms by their log names: ``recon_loss`` and, if weighted, the spectrum L1."""
+        m = self.cfg.model
+        terms = {m.recon_loss: (F.mse_loss if m.recon_loss == "mse" else F.l1_loss)(recon, hr)}
+        if m.spectrum_weight:
+            terms["spectrum"] = log_spectrum_l1(recon, hr)
+        return terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Decoder alone on given latents (``batch["latents"]``), or the VAE round trip of the HR plus its KL.
+
+        Terms are per pixel: the KL's sum over the latent is divided by 3HW (batch-averaged)."""
         hr, generator, m = batch["hr"], batch.get("generator"), self.cfg.model
         if "latents" in batch:
-            recon = (self.vae.decode(batch["latents"] / self.vae.config.scaling_factor).sample + 1) / 2
-            loss = self._error(recon, hr)
-            self.log_dict({"train/loss": loss, f"train/{m.recon_loss}": loss}, prog_bar=True, batch_size=len(hr))
-            return loss
-        if m.channel_shuffle:
-            hr = shuffle_channels(hr, generator)
-        if m.saturation_jitter:
-            hr = jitter_saturation(hr, m.saturation_jitter, generator)
-        recon, kl, _ = self._losses(hr, generator)
-        loss = recon + m.kl_weight * kl
-        self.log_dict({"train/loss": loss, f"train/{m.recon_loss}": recon, "train/kl": kl}, prog_bar=True,
-                      batch_size=len(batch["hr"]))
+            terms = self._error(self._decode(batch["latents"] / self.vae.config.scaling_factor), hr)
+        else:
+            if m.channel_shuffle:
+                hr = shuffle_channels(hr, generator)
+            if m.saturation_jitter:
+                hr = jitter_saturation(hr, m.saturation_jitter, generator)
+            with torch.set_grad_enabled(m.train_encoder):
+                posterior = self.vae.encode(hr * 2 - 1).latent_dist
+            terms = self._error(self._decode(posterior.sample(generator)), hr)
+            terms["kl"] = posterior.kl().mean() / hr[0].numel()
+        loss = terms[m.recon_loss] + m.spectrum_weight * terms.get("spectrum", 0.0) + m.kl_weight * terms.get("kl", 0.0)
+        self.log_dict({"train/loss": loss} | {f"train/{k}": v for k, v in terms.items()}, prog_bar=True,
+                      batch_size=len(hr))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
