@@ -70,6 +70,21 @@ def test_config_hash_tracks_content():
     assert config_hash(knobs) == config_hash(base)
 
 
+def test_a_key_added_at_its_neutral_value_leaves_the_hashes_of_older_configs():
+    from omegaconf import OmegaConf
+
+    from spasemsr.config.compose import HASH_NEUTRAL
+
+    base = load_config(REPO / "configs" / "controlnet_sr.yaml")
+    tree = OmegaConf.to_container(base)
+    del tree["data"]["latents_dir"]  # as a config composed before the key existed
+    older = OmegaConf.create(tree)
+    for hashed in (config_hash, training_hash):
+        assert hashed(older) == hashed(base) != hashed(load_config(REPO / "configs" / "controlnet_sr.yaml",
+                                                                   ["data.latents_dir=runs/pairs"]))
+    assert HASH_NEUTRAL["data.latents_dir"] == base.data.latents_dir  # the neutral value is the default
+
+
 def test_training_hash_ignores_where_how_long_and_on_what_a_run_trains():
     def hashed(*overrides):
         return training_hash(load_config(REPO / "configs" / "controlnet_sr.yaml", list(overrides)))

@@ -89,17 +89,31 @@ def _migrate_drm_path(model: DictConfig) -> None:
         model.drm = path or "none"
 
 
+HASH_NEUTRAL: dict[str, Any] = {
+    "data.latents_dir": "",  # only data.source=sampled_latents reads it
+    "model.spectrum_weight": 0.0,  # the VAE task's log-spectrum term, off
+}
+"""Keys added after results were recorded, at the value that computes what configs without them did. At that
+value they are left out of the hashes, so a new option does not turn every record and checkpoint stale."""
+
+
 def config_hash(cfg: DictConfig) -> str:
     """Short SHA-256 of the resolved config without ``sampler``, recorded with every result and export.
 
     It names what was trained: the inference knobs are recorded beside it in every result, so a
     changed knob default neither hides behind nor fakes a different model.
     """
-    return _digest(_without_sampler(cfg))
+    return _digest(_hashed(cfg))
 
 
-def _without_sampler(cfg: DictConfig) -> dict[str, Any]:
-    return {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "sampler"}
+def _hashed(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without ``sampler`` and without the ``HASH_NEUTRAL`` keys at their neutral value."""
+    tree = {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "sampler"}
+    for dotted, neutral in HASH_NEUTRAL.items():
+        section, key = dotted.split(".")
+        if isinstance(tree.get(section), dict) and tree[section].get(key, neutral) == neutral:
+            tree[section].pop(key, None)
+    return tree
 
 
 def _digest(tree: dict[str, Any]) -> str:
@@ -122,7 +136,7 @@ def training_hash(cfg: DictConfig) -> str:
     A checkpoint records it; resuming under a config whose training hash differs is refused, so a run
     cannot silently continue as a different model (extending ``max_steps`` or adding devices is fine).
     """
-    trained = _without_sampler(cfg)
+    trained = _hashed(cfg)
     for section, keys in UNTRAINED_KEYS.items():
         trained[section] = {k: v for k, v in (trained.get(section) or {}).items() if k not in keys}
     return _digest(trained)
