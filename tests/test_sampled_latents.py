@@ -125,3 +125,9 @@ def test_a_swapped_vae_lands_in_a_copy_whose_exports_read_it(tmp_path, prior_dir
         (where / "k_lr" / "row" / "metrics.json").write_text(json.dumps({"means": {"psnr_y": value}}))
     rows = compare(tmp_path / "b", tmp_path / "a", "k_lr", ["row", "missing"], [0])
     assert rows == {"k_lr/row": {"seeds": 1, "psnr_y": {"shipped": 20.0, "candidate": 20.5, "change": 0.5}}}
+    for where, value in ((tmp_path / "a", 21.0), (tmp_path / "b", 20.5)):
+        (where / "k_lr" / "row" / "seed1").mkdir()
+        (where / "k_lr" / "row" / "seed1" / "metrics.json").write_text(json.dumps({"means": {"psnr_y": value}}))
+    two = compare(tmp_path / "b", tmp_path / "a", "k_lr", ["row"], [0, 1])["k_lr/row"]
+    assert two["seeds"] == 2 and two["psnr_y"] == pytest.approx(
+        {"shipped": 20.5, "shipped_std": 0.5 ** 0.5, "candidate": 20.5, "candidate_std": 0.0, "change": 0.0})

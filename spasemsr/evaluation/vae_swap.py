@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from spasemsr.evaluation.evaluate import seed_folder
 from spasemsr.evaluation.suite import METHODS, bundled_sets, run_suite
+from spasemsr.evaluation.table import mean_std
 from spasemsr.utils.atomic import atomic_write_text
 from spasemsr.weights.table import TINY
 
@@ -51,7 +52,8 @@ def candidate_weights(vae: Path, root: Path, shipped: Path = TINY) -> Path:
 
 
 def compare(candidate: Path, shipped: Path, set_label: str, rows: Sequence[str], seeds: Sequence[int]) -> dict:
-    """Per row and metric: shipped and candidate means over ``seeds`` (the seeds both have) and the change."""
+    """Per row and metric: shipped and candidate means over ``seeds`` (the seeds both have) and the change; with
+    two seeds or more, each side's sample std over seeds beside it (the sampling noise)."""
     out = {}
     for row in rows:
         pairs = []
@@ -59,13 +61,18 @@ def compare(candidate: Path, shipped: Path, set_label: str, rows: Sequence[str],
             paths = [seed_folder(root / set_label / row, seed) / "metrics.json" for root in (shipped, candidate)]
             if all(path.is_file() for path in paths):
                 pairs.append([json.loads(path.read_text())["means"] for path in paths])
-        if not pairs:
-            continue
-        out[f"{set_label}/{row}"] = {"seeds": len(pairs), **{
-            metric: {"shipped": (s := sum(p[0][metric] for p in pairs) / len(pairs)),
-                     "candidate": (c := sum(p[1][metric] for p in pairs) / len(pairs)), "change": c - s}
-            for metric in COMPARED if all(metric in p[0] and metric in p[1] for p in pairs)}}
+        if pairs:
+            metrics = [metric for metric in COMPARED if all(metric in p[0] and metric in p[1] for p in pairs)]
+            out[f"{set_label}/{row}"] = {"seeds": len(pairs), **{
+                metric: _change([p[0][metric] for p in pairs], [p[1][metric] for p in pairs]) for metric in metrics}}
     return out
+
+
+def _change(shipped: Sequence[float], candidate: Sequence[float]) -> dict:
+    if len(shipped) == 1:
+        return {"shipped": shipped[0], "candidate": candidate[0], "change": candidate[0] - shipped[0]}
+    (s, s_std), (c, c_std) = mean_std(shipped), mean_std(candidate)
+    return {"shipped": s, "shipped_std": s_std, "candidate": c, "candidate_std": c_std, "change": c - s}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
