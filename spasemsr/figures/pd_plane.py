@@ -109,13 +109,16 @@ def plot_sweep(ax: Axes, sweep: Sweep, label_presets: bool = True) -> None:
     ax.plot(*zip(*staircase(front, sweep.objectives), strict=True), color=FRONT_COLOR, lw=1.4, zorder=3,
             label=f"Pareto front ({len(front)})", gid="front")
     ax.scatter(*zip(*front, strict=True), s=16, color=FRONT_COLOR, zorder=4, gid="front points")
+    centre = [sum(axis) / len(points) for axis in zip(*points, strict=True)]
     for index, (name, preset) in enumerate(sweep.presets.items()):
         x, y = _xy(preset["metrics"], sweep.objectives)
         ax.scatter([x], [y], s=46, facecolors="none", edgecolors="black", linewidths=0.8, zorder=5, gid="preset")
-        if label_presets:
-            ax.annotate(name, (x, y), xytext=(-22 + 4 * index, 22 + 12 * index), textcoords="offset points",
-                        fontsize=6.5, ha="center", zorder=6, gid="preset label",
-                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.3", "shrinkB": 3})
+        if label_presets:  # towards the trials' centre (inside the axes), stacked when presets share a point
+            right, up = x < centre[0], y < centre[1]
+            offset = (24 if right else -24, (14 + 10 * index) * (1 if up else -1))
+            ax.annotate(name, (x, y), xytext=offset, textcoords="offset points",
+                        fontsize=6.5, ha="left" if right else "right", va="bottom" if up else "top", zorder=6,
+                        gid="preset label", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.3", "shrinkB": 3})
 
 
 def plot_methods(ax: Axes, rows: Sequence[dict], objectives: Sequence[str], size: float = 30) -> None:
