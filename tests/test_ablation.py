@@ -157,13 +157,13 @@ def test_the_photo_ablation_trains_spasemsr_as_shipped_and_samples_each_model_th
 def test_the_committed_ablation_records_are_complete_under_this_code(experiment, monkeypatch):
     """`make ablate` retrains every variant whose record is incomplete: a new config key must not do that to the
     committed records silently (give it a HASH_NEUTRAL value in config/compose.py), a real change must re-run them."""
-    from spasemsr.ablation.runner import _is_complete, run_name, variant_identity
+    from spasemsr.ablation.runner import _is_complete, record_path, variant_identity
     from spasemsr.ablation.spec import seeds_of
 
     monkeypatch.chdir(REPO)  # the Makefile's relative ABLATE_RUNS and backbone paths
     spec = load_spec(REPO / "experiments" / f"{experiment}.yaml")
     stale = [name for name in spec.variants for seed in seeds_of(spec)
-             if not _is_complete(REPO / "experiments" / "results" / spec.name / f"{run_name(spec, name, seed)}.json",
+             if not _is_complete(record_path(spec, name, "full", REPO / "experiments" / "results", seed),
                                  variant_identity(spec, name, "full", Path("runs") / spec.name, seed)[1])]
     assert not stale
 

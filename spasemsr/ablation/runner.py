@@ -48,6 +48,11 @@ def run_name(spec: AblationSpec, name: str, seed: int) -> str:
     return name if len(seeds_of(spec)) == 1 else f"{name}_seed{seed}"
 
 
+def record_path(spec: AblationSpec, name: str, budget: str, out: Path, seed: int) -> Path:
+    """Where one variant's record for one seed lives under the results folder ``out``."""
+    return out / table_stem(spec, budget) / f"{run_name(spec, name, seed)}.json"
+
+
 def variant_config(spec: AblationSpec, name: str, budget: str, runs: Path, seed: int | None = None) -> DictConfig:
     """The full training config of one variant under one budget (and seed: default the spec's first)."""
     variant = spec.variants[name]
@@ -80,10 +85,10 @@ def variant_identity(spec: AblationSpec, name: str, budget: str, runs: Path, see
                  "backbone": prior_sha256(cfg.profile.backbone_path)}
 
 
-def _is_complete(record_path: Path, identity: dict) -> bool:
-    if not record_path.is_file():
+def _is_complete(path: Path, identity: dict) -> bool:
+    if not path.is_file():
         return False
-    done = json.loads(record_path.read_text()).get("ablation", {})
+    done = json.loads(path.read_text()).get("ablation", {})
     done = {**done, "sample_seeds": done.get("sample_seeds", [done.get("seed")])}
     return all(done.get(key) == value for key, value in identity.items())
 
@@ -121,16 +126,16 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
     variant = spec.variants[name]
     cfg, identity = variant_identity(spec, name, budget, runs, seed)
     cfg_hash, plan, sample_seeds = identity["config_hash"], variant_eval(spec, name, budget), identity["sample_seeds"]
-    record_path = out / table_stem(spec, budget) / f"{run_name(spec, name, seed)}.json"
+    record = record_path(spec, name, budget, out, seed)
     folder = run_dir(cfg)
     eval_dir = folder / (f"eval_{name}" if variant.train_as else "eval")
     if rerun:
         shutil.rmtree(eval_dir if variant.train_as else folder, ignore_errors=True)
-        record_path.unlink(missing_ok=True)
-    complete = _is_complete(record_path, identity)
+        record.unlink(missing_ok=True)
+    complete = _is_complete(record, identity)
     if complete and not (reevaluate and (folder / "export").is_dir()):
-        print(f"ablation: {name} is complete ({record_path}), skipped")
-        return json.loads(record_path.read_text())
+        print(f"ablation: {name} is complete ({record}), skipped")
+        return json.loads(record.read_text())
     if complete or (variant.train_as and _trained(folder, cfg)):
         export = folder / "export"
     else:
@@ -148,7 +153,7 @@ def run_variant(spec: AblationSpec, name: str, budget: str, runs: Path, out: Pat
         "overrides": variant.overrides, "steps": manifest["steps"],
         "train_wall_seconds": manifest["wall_seconds_this_invocation"], "final_metrics": manifest["final_metrics"],
     }}
-    atomic_write_text(record_path, json.dumps(result, indent=2))
+    atomic_write_text(record, json.dumps(result, indent=2))
     return result
 
 
@@ -236,9 +241,9 @@ def write_ablation_tables(spec: AblationSpec, budget: str, out: Path, runs: Path
     for name in spec.variants:
         records = []
         for seed in seeds:
-            record_path = stem / f"{run_name(spec, name, seed)}.json"
-            if _is_complete(record_path, variant_identity(spec, name, budget, runs, seed)[1]):
-                records.append(json.loads(record_path.read_text()))
+            record = record_path(spec, name, budget, out, seed)
+            if _is_complete(record, variant_identity(spec, name, budget, runs, seed)[1]):
+                records.append(json.loads(record.read_text()))
         if len(records) < len(seeds):
             missing.append(f"{spec.variants[name].label} ({name}): {len(seeds) - len(records)} of {len(seeds)} "
                            "seed(s) not run yet under this budget")
