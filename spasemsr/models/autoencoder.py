@@ -92,7 +92,7 @@ class AutoencoderModule(TaskModule):
                 hr = shuffle_channels(hr, generator)
             if m.saturation_jitter:
                 hr = jitter_saturation(hr, m.saturation_jitter, generator)
-            with torch.set_grad_enabled(m.train_encoder):
+            with torch.set_grad_enabled(m.train_encoder and torch.is_grad_enabled()):
                 posterior = self.vae.encode(hr * 2 - 1).latent_dist
             terms = self._error(self._decode(posterior.sample(generator)), hr)
             terms["kl"] = posterior.kl().mean() / hr[0].numel()
