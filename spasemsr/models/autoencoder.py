@@ -101,9 +101,12 @@ class AutoencoderModule(TaskModule):
                       batch_size=len(hr))
         return loss
 
+    def _round_trip(self, hr: Tensor) -> Tensor:
+        """The posterior mode of ``hr`` decoded and clamped to [0, 1]: what validation scores and previews show."""
+        return self._decode(self.vae.encode(hr * 2 - 1).latent_dist.mode()).clamp(0, 1)
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        posterior = self.vae.encode(batch["hr"] * 2 - 1).latent_dist
-        recon = (self.vae.decode(posterior.mode()).sample.clamp(-1, 1) + 1) / 2
+        recon = self._round_trip(batch["hr"])
         mse = F.mse_loss(recon, batch["hr"])
         self.log_dict({"val/l1": F.l1_loss(recon, batch["hr"]), "val/psnr": -10 * torch.log10(mse)},
                       batch_size=len(batch["hr"]))
@@ -112,8 +115,7 @@ class AutoencoderModule(TaskModule):
         return [(self.vae, None)]
 
     def preview(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        posterior = self.vae.encode(batch["hr"] * 2 - 1).latent_dist
-        return {"input": batch["hr"], "reconstruction": (self.vae.decode(posterior.mode()).sample.clamp(-1, 1) + 1) / 2}
+        return {"input": batch["hr"], "reconstruction": self._round_trip(batch["hr"])}
 
     @torch.no_grad()
     def latent_std(self, batches: list[Tensor]) -> float:
